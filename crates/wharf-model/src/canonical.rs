@@ -1,0 +1,466 @@
+//! One file's tree, after interpolation, rewritten into the long forms of every short syntax, with
+//! relative paths made absolute.
+//!
+//! Docker Compose puts each file into this canonical shape before merging, so that a port written
+//! `"8080:80"` in one file and in long form in an override are recognised as the same port, and a
+//! `depends_on` list merges with a `depends_on` mapping. Spans of the original values are kept.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::diag::Diagnostic;
+use crate::node::{Entry, Mapping, Node, Span, Tag, Value};
+use crate::port_spec::parse_port;
+use crate::volume_spec::{VolumeKind, parse_volume};
+
+/// Rewrites the services of `root` in place. `base` is the directory relative paths resolve
+/// against (the project directory for the files given with `-f`, the file's own directory for a
+/// file reached through `extends` or `include`).
+pub fn canonicalize(root: &mut Node, base: &Path, home: Option<&Path>, errors: &mut Vec<Diagnostic>) {
+    let Some(top) = root.as_map_mut() else {
+        return;
+    };
+    if let Some(services) = top.get_mut("services").and_then(|e| e.node.as_map_mut()) {
+        for entry in services.values_mut() {
+            if let Some(service) = entry.node.as_map_mut() {
+                canonicalize_service(service, base, home, errors);
+            }
+        }
+    }
+    for kind in ["secrets", "configs"] {
+        if let Some(objects) = top.get_mut(kind).and_then(|e| e.node.as_map_mut()) {
+            for entry in objects.values_mut() {
+                if let Some(file) = entry
+                    .node
+                    .as_map_mut()
+                    .and_then(|m| m.get_mut("file"))
+                    .map(|e| &mut e.node)
+                {
+                    absolutize_node(file, base, home);
+                }
+            }
+        }
+    }
+    for kind in ["networks", "volumes"] {
+        if let Some(objects) = top.get_mut(kind).and_then(|e| e.node.as_map_mut()) {
+            for entry in objects.values_mut() {
+                if let Some(m) = entry.node.as_map_mut() {
+                    to_string_map(m, "labels");
+                    to_string_map(m, "driver_opts");
+                }
+            }
+        }
+    }
+}
+
+fn canonicalize_service(service: &mut Mapping, base: &Path, home: Option<&Path>, errors: &mut Vec<Diagnostic>) {
+    for key in ["environment", "labels", "annotations", "sysctls"] {
+        to_string_map(service, key);
+    }
+    for key in ["dns", "dns_search", "tmpfs", "env_file", "label_file"] {
+        to_list(service, key);
+    }
+    if let Some(e) = service.get_mut("build") {
+        if let Some(context) = e.node.as_str().map(str::to_string) {
+            let span = e.node.span;
+            let mut m = Mapping::new();
+            m.insert("context".into(), entry(Node::string(context, span), span));
+            e.node = Node {
+                value: Value::Map(m),
+                span,
+                tag: e.node.tag,
+            };
+        }
+        if let Some(build) = e.node.as_map_mut() {
+            to_string_map(build, "args");
+            to_string_map(build, "labels");
+            if let Some(ctx) = build.get_mut("context") {
+                if let Some(s) = ctx.node.as_str() {
+                    if !is_remote_context(s) {
+                        absolutize_node(&mut ctx.node, base, home);
+                    }
+                }
+            } else {
+                let span = e.key_span;
+                build.insert(
+                    "context".into(),
+                    entry(Node::string(path_string(base), span), span),
+                );
+            }
+        }
+    }
+    if let Some(e) = service.get_mut("extends") {
+        if let Some(name) = e.node.as_str().map(str::to_string) {
+            let span = e.node.span;
+            let mut m = Mapping::new();
+            m.insert("service".into(), entry(Node::string(name, span), span));
+            e.node = Node::map(m, span);
+        }
+    }
+    if let Some(e) = service.get_mut("env_file") {
+        if let Value::Seq(items) = &mut e.node.value {
+            for item in items.iter_mut() {
+                if let Some(path) = item.as_str().map(str::to_string) {
+                    let span = item.span;
+                    let mut m = Mapping::new();
+                    m.insert("path".into(), entry(Node::string(path, span), span));
+                    m.insert(
+                        "required".into(),
+                        entry(Node::new(Value::Bool(true), span), span),
+                    );
+                    *item = Node::map(m, span);
+                }
+                let span = item.span;
+                if let Some(m) = item.as_map_mut() {
+                    if let Some(p) = m.get_mut("path") {
+                        absolutize_node(&mut p.node, base, home);
+                    }
+                    if !m.contains_key("required") {
+                        m.insert(
+                            "required".into(),
+                            entry(Node::new(Value::Bool(true), span), span),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let Some(e) = service.get_mut("label_file") {
+        if let Value::Seq(items) = &mut e.node.value {
+            for item in items.iter_mut() {
+                absolutize_node(item, base, home);
+            }
+        }
+    }
+    if let Some(e) = service.get_mut("depends_on") {
+        canonical_depends_on(&mut e.node);
+    }
+    if let Some(e) = service.get_mut("networks") {
+        if let Value::Seq(items) = &e.node.value {
+            let mut m = Mapping::new();
+            for item in items {
+                if let Some(name) = item.scalar_text() {
+                    m.insert(name, entry(Node::null(item.span), item.span));
+                }
+            }
+            e.node.value = Value::Map(m);
+        }
+        if let Some(m) = e.node.as_map_mut() {
+            for net in m.values_mut() {
+                if let Some(n) = net.node.as_map_mut() {
+                    to_list(n, "aliases");
+                }
+            }
+        }
+    }
+    for key in ["secrets", "configs"] {
+        if let Some(Value::Seq(items)) = service.get_mut(key).map(|e| &mut e.node.value) {
+            for item in items.iter_mut() {
+                if let Some(source) = item.as_str().map(str::to_string) {
+                    let span = item.span;
+                    let mut m = Mapping::new();
+                    m.insert("source".into(), entry(Node::string(source, span), span));
+                    *item = Node::map(m, span);
+                }
+            }
+        }
+    }
+    if let Some(Value::Seq(items)) = service.get_mut("expose").map(|e| &mut e.node.value) {
+        for item in items.iter_mut() {
+            if let Some(text) = item.scalar_text() {
+                item.value = Value::Str(text);
+            }
+        }
+    }
+    if let Some(e) = service.get_mut("ports") {
+        if let Value::Seq(items) = &mut e.node.value {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.drain(..) {
+                canonical_port(item, &mut out, errors);
+            }
+            *items = out;
+        }
+    }
+    if let Some(e) = service.get_mut("volumes") {
+        if let Value::Seq(items) = &mut e.node.value {
+            for item in items.iter_mut() {
+                canonical_volume(item, base, home, errors);
+            }
+        }
+    }
+    if let Some(e) = service.get_mut("healthcheck") {
+        if let Some(h) = e.node.as_map_mut() {
+            if let Some(test) = h.get_mut("test") {
+                if let Some(s) = test.node.as_str().map(str::to_string) {
+                    let span = test.node.span;
+                    test.node.value = Value::Seq(vec![
+                        Node::string("CMD-SHELL", span),
+                        Node::string(s, span),
+                    ]);
+                }
+            }
+        }
+    }
+}
+
+fn entry(node: Node, key_span: Span) -> Entry {
+    Entry { key_span, node }
+}
+
+/// `KEY=VALUE` lists and mappings with scalar values, both to a mapping of strings (or null).
+fn to_string_map(parent: &mut Mapping, key: &str) {
+    let Some(e) = parent.get_mut(key) else {
+        return;
+    };
+    match &mut e.node.value {
+        Value::Seq(items) => {
+            let mut m = Mapping::new();
+            for item in items.iter() {
+                let Some(text) = item.scalar_text() else {
+                    continue;
+                };
+                let (k, v) = match text.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Node::string(v, item.span)),
+                    None => (text.clone(), Node::null(item.span)),
+                };
+                // A key repeated later in the list wins, in the place of the first.
+                m.insert(k, entry(v, item.span));
+            }
+            e.node.value = Value::Map(m);
+        }
+        Value::Map(m) => {
+            for v in m.values_mut() {
+                if let Some(text) = v.node.scalar_text() {
+                    if !matches!(v.node.value, Value::Str(_)) {
+                        v.node.value = Value::Str(text);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn to_list(parent: &mut Mapping, key: &str) {
+    if let Some(e) = parent.get_mut(key) {
+        if matches!(e.node.value, Value::Str(_)) {
+            let item = Node {
+                value: std::mem::replace(&mut e.node.value, Value::Null),
+                span: e.node.span,
+                tag: Tag::None,
+            };
+            e.node.value = Value::Seq(vec![item]);
+        }
+    }
+}
+
+fn canonical_depends_on(node: &mut Node) {
+    if let Value::Seq(items) = &node.value {
+        let mut m = Mapping::new();
+        for item in items {
+            if let Some(name) = item.scalar_text() {
+                m.insert(name, entry(Node::new(Value::Map(Mapping::new()), item.span), item.span));
+            }
+        }
+        node.value = Value::Map(m);
+    }
+    if let Some(m) = node.as_map_mut() {
+        for dep in m.values_mut() {
+            if dep.node.is_null() {
+                dep.node.value = Value::Map(Mapping::new());
+            }
+            let span = dep.node.span;
+            if let Some(d) = dep.node.as_map_mut() {
+                if !d.contains_key("condition") {
+                    d.insert(
+                        "condition".into(),
+                        entry(Node::string("service_started", span), span),
+                    );
+                }
+                if !d.contains_key("required") {
+                    d.insert("required".into(), entry(Node::new(Value::Bool(true), span), span));
+                }
+            }
+        }
+    }
+}
+
+fn canonical_port(item: Node, out: &mut Vec<Node>, errors: &mut Vec<Diagnostic>) {
+    let span = item.span;
+    let text = match &item.value {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Map(_) => {
+            let mut item = item;
+            if let Some(m) = item.as_map_mut() {
+                if !m.contains_key("mode") {
+                    m.shift_insert(0, "mode".into(), entry(Node::string("ingress", span), span));
+                }
+                if !m.contains_key("protocol") {
+                    m.insert("protocol".into(), entry(Node::string("tcp", span), span));
+                }
+                if let Some(p) = m.get_mut("published") {
+                    if let Some(t) = p.node.scalar_text() {
+                        p.node.value = Value::Str(t);
+                    }
+                }
+            }
+            out.push(item);
+            return;
+        }
+        _ => {
+            out.push(item);
+            return;
+        }
+    };
+    match parse_port(&text) {
+        Ok(specs) => {
+            for spec in specs {
+                let mut m = Mapping::new();
+                m.insert("mode".into(), entry(Node::string("ingress", span), span));
+                if let Some(ip) = spec.host_ip {
+                    m.insert("host_ip".into(), entry(Node::string(ip, span), span));
+                }
+                m.insert(
+                    "target".into(),
+                    entry(Node::new(Value::Int(i64::from(spec.target)), span), span),
+                );
+                if let Some(p) = spec.published {
+                    m.insert("published".into(), entry(Node::string(p, span), span));
+                }
+                m.insert("protocol".into(), entry(Node::string(spec.protocol, span), span));
+                out.push(Node::map(m, span));
+            }
+        }
+        Err(message) => errors.push(
+            Diagnostic::error(format!("invalid port `{text}`: {message}"), span)
+                .with_help("write ports as \"[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]\", e.g. \"127.0.0.1:8080:80\""),
+        ),
+    }
+}
+
+fn canonical_volume(item: &mut Node, base: &Path, home: Option<&Path>, errors: &mut Vec<Diagnostic>) {
+    let span = item.span;
+    if let Some(text) = item.as_str().map(str::to_string) {
+        match parse_volume(&text) {
+            Ok(spec) => {
+                let mut m = Mapping::new();
+                let kind = match spec.kind {
+                    VolumeKind::Bind => "bind",
+                    VolumeKind::Volume => "volume",
+                };
+                m.insert("type".into(), entry(Node::string(kind, span), span));
+                if let Some(source) = spec.source {
+                    m.insert("source".into(), entry(Node::string(source, span), span));
+                }
+                m.insert("target".into(), entry(Node::string(spec.target, span), span));
+                if spec.read_only {
+                    m.insert("read_only".into(), entry(Node::new(Value::Bool(true), span), span));
+                }
+                match spec.kind {
+                    VolumeKind::Bind => {
+                        let mut b = Mapping::new();
+                        if let Some(p) = spec.propagation {
+                            b.insert("propagation".into(), entry(Node::string(p, span), span));
+                        }
+                        b.insert(
+                            "create_host_path".into(),
+                            entry(Node::new(Value::Bool(true), span), span),
+                        );
+                        if let Some(z) = spec.selinux {
+                            b.insert("selinux".into(), entry(Node::string(z, span), span));
+                        }
+                        m.insert("bind".into(), entry(Node::map(b, span), span));
+                    }
+                    VolumeKind::Volume => {
+                        let mut v = Mapping::new();
+                        if spec.nocopy {
+                            v.insert("nocopy".into(), entry(Node::new(Value::Bool(true), span), span));
+                        }
+                        m.insert("volume".into(), entry(Node::map(v, span), span));
+                    }
+                }
+                item.value = Value::Map(m);
+            }
+            Err(message) => {
+                errors.push(
+                    Diagnostic::error(format!("invalid volume `{text}`: {message}"), span)
+                        .with_help("write volumes as \"[SOURCE:]TARGET[:MODE]\", e.g. \"./data:/data:ro\" or \"dbdata:/var/lib/postgresql/data\""),
+                );
+                return;
+            }
+        }
+    }
+    if let Some(m) = item.as_map_mut() {
+        let is_bind = m.get("type").and_then(|t| t.node.as_str()) == Some("bind");
+        if is_bind {
+            if let Some(source) = m.get_mut("source") {
+                absolutize_node(&mut source.node, base, home);
+            }
+        }
+    }
+}
+
+fn is_remote_context(s: &str) -> bool {
+    s.contains("://") || s.starts_with("git@") || s.starts_with("github.com/")
+}
+
+fn absolutize_node(node: &mut Node, base: &Path, home: Option<&Path>) {
+    if let Some(s) = node.as_str() {
+        let abs = absolutize(s, base, home);
+        node.value = Value::Str(abs);
+    }
+}
+
+/// `p` as an absolute, lexically cleaned path: `~` is the home directory, relative paths are
+/// joined to `base`.
+pub fn absolutize(p: &str, base: &Path, home: Option<&Path>) -> String {
+    let joined: PathBuf = if p == "~" || p.starts_with("~/") {
+        match home {
+            Some(h) => h.join(p.trim_start_matches('~').trim_start_matches('/')),
+            None => PathBuf::from(p),
+        }
+    } else if Path::new(p).is_absolute() {
+        PathBuf::from(p)
+    } else {
+        base.join(p)
+    };
+    path_string(&clean(&joined))
+}
+
+pub fn path_string(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Lexical cleaning like Go's `filepath.Clean`: no `.` components, `..` applied.
+pub fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolutize_joins_and_cleans() {
+        let base = Path::new("/srv/app");
+        assert_eq!(absolutize("./data", base, None), "/srv/app/data");
+        assert_eq!(absolutize("../x/./y", base, None), "/srv/x/y");
+        assert_eq!(absolutize("/abs", base, None), "/abs");
+        assert_eq!(absolutize("~/d", base, Some(Path::new("/home/u"))), "/home/u/d");
+    }
+}

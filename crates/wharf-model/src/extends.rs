@@ -1,0 +1,174 @@
+//! `extends`: a service built on another one, from the same file or another file.
+//!
+//! The extended service is resolved first (it may extend another in turn), then the extending
+//! service is merged over it with the usual merge rules. A service from another file is read with
+//! that file's directory as the base of its relative paths. A chain that comes back to a service
+//! already on it is refused, naming every step.
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::Diagnostic;
+use crate::load::Loader;
+use crate::node::{Mapping, Node, Value};
+
+/// Resolves every `extends` of the services of `tree`, the tree of the file at `path`.
+pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: &Path) {
+    let Some(services) = tree.get("services").and_then(Node::as_map).cloned() else {
+        return;
+    };
+    if !services.values().any(|e| e.node.get("extends").is_some()) {
+        return;
+    }
+    let mut resolved = Mapping::new();
+    let mut cache = Vec::new();
+    for (name, entry) in &services {
+        let mut stack = Vec::new();
+        match resolve(loader, &services, path, dir, name, &mut stack, &mut cache) {
+            Ok(node) => {
+                let mut e = entry.clone();
+                e.node = node;
+                resolved.insert(name.clone(), e);
+            }
+            Err(d) => loader.diagnostics.push(d),
+        }
+    }
+    if let Some(e) = tree.as_map_mut().and_then(|m| m.get_mut("services")) {
+        e.node.value = Value::Map(resolved);
+    }
+}
+
+type Cache = Vec<((PathBuf, String), Node)>;
+
+fn resolve(
+    loader: &mut Loader<'_>,
+    services: &Mapping,
+    file: &Path,
+    dir: &Path,
+    name: &str,
+    stack: &mut Vec<(PathBuf, String)>,
+    cache: &mut Cache,
+) -> Result<Node, Diagnostic> {
+    let key = (file.to_path_buf(), name.to_string());
+    if let Some((_, node)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(node.clone());
+    }
+    let Some(entry) = services.get(name) else {
+        return Err(Diagnostic::global(format!(
+            "service `{name}` is not defined in {}",
+            loader.display_path(file).display()
+        )));
+    };
+    let mut node = entry.node.clone();
+    let Some(extends) = node.get("extends").cloned() else {
+        cache.push((key, node.clone()));
+        return Ok(node);
+    };
+    let Some(target) = extends.get("service").and_then(Node::as_str).map(str::to_string) else {
+        return Err(Diagnostic::error(
+            format!("`extends` of service `{name}` needs a `service`"),
+            extends.span,
+        ));
+    };
+    stack.push(key.clone());
+    let other_file = extends.get("file").and_then(Node::as_str).map(|f| {
+        crate::canonical::clean(&dir.join(f))
+    });
+    let base = match other_file {
+        Some(other) if other != file => {
+            let other_dir = other.parent().map(Path::to_path_buf).unwrap_or_default();
+            if let Some(i) = loader.file_stack.iter().position(|f| *f == other) {
+                stack.pop();
+                let mut chain: Vec<String> = loader.file_stack[i..]
+                    .iter()
+                    .map(|f| loader.display_path(f).display().to_string())
+                    .collect();
+                chain.push(loader.display_path(&other).display().to_string());
+                return Err(Diagnostic::error(
+                    format!("`extends` between files comes back to a file being read: {}", chain.join(" -> ")),
+                    extends.span,
+                )
+                .with_help("let services of one file extend services of the other, not both ways"));
+            }
+            let tree = match loader.extends_files.get(&other) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = loader.load_file_for_extends(&other, &other_dir);
+                    loader.extends_files.insert(other.clone(), t.clone());
+                    t
+                }
+            };
+            let Some(tree) = tree else {
+                stack.pop();
+                return Err(Diagnostic::error(
+                    format!(
+                        "service `{name}` extends `{target}` from {}, which could not be loaded",
+                        loader.display_path(&other).display()
+                    ),
+                    extends.span,
+                ));
+            };
+            let other_services = tree.get("services").and_then(Node::as_map).cloned().unwrap_or_default();
+            check_target(loader, &other_services, &other, &target, name, &extends, stack)?;
+            resolve(loader, &other_services, &other, &other_dir, &target, stack, cache)
+        }
+        _ => {
+            check_target(loader, services, file, &target, name, &extends, stack)?;
+            resolve(loader, services, file, dir, &target, stack, cache)
+        }
+    };
+    stack.pop();
+    let mut base = base?;
+    if let Some(m) = node.as_map_mut() {
+        m.shift_remove("extends");
+    }
+    if let Some(m) = base.as_map_mut() {
+        m.shift_remove("extends");
+    }
+    let mut path = vec!["services".to_string(), name.to_string()];
+    let merged = crate::merge::merge(base, node, &mut path)?;
+    cache.push((key, merged.clone()));
+    Ok(merged)
+}
+
+fn check_target(
+    loader: &Loader<'_>,
+    services: &Mapping,
+    file: &Path,
+    target: &str,
+    name: &str,
+    extends: &Node,
+    stack: &[(PathBuf, String)],
+) -> Result<(), Diagnostic> {
+    if !services.contains_key(target) {
+        let mut d = Diagnostic::error(
+            format!(
+                "service `{name}` extends `{target}`, which is not defined in {}",
+                loader.display_path(file).display()
+            ),
+            extends.get("service").map(|n| n.span).unwrap_or(extends.span),
+        );
+        if let Some(s) = crate::diag::suggest(target, services.keys().map(String::as_str)) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        return Err(d);
+    }
+    let key = (file.to_path_buf(), target.to_string());
+    if let Some(i) = stack.iter().position(|k| *k == key) {
+        let mut chain: Vec<String> = stack[i..].iter().map(|(_, s)| format!("`{s}`")).collect();
+        chain.push(format!("`{target}`"));
+        return Err(Diagnostic::error(
+            format!("`extends` cycle: {}", chain.join(" extends ")),
+            extends.span,
+        )
+        .with_help("a service cannot extend itself, directly or through others"));
+    }
+    Ok(())
+}
+
+impl Loader<'_> {
+    /// A file reached through `extends`: read like any file, its paths relative to its own
+    /// directory.
+    fn load_file_for_extends(&mut self, path: &Path, dir: &Path) -> Option<Node> {
+        self.load_file(path, dir)
+    }
+}

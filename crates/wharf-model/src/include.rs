@@ -1,0 +1,194 @@
+//! `include`: other Compose files loaded as sub-projects and added to the including file.
+//!
+//! Each entry names one or more files (merged together), an optional project directory (default:
+//! the directory of its first file) against which its relative paths resolve, and optional env
+//! files (default: `.env` in that directory) whose values apply over the including project's
+//! environment for its interpolation. Its services, networks, volumes, secrets and configs are
+//! added to the including file; one defined on both sides is an error unless both are identical.
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::Diagnostic;
+use crate::load::Loader;
+use crate::node::{Node, Span, Value};
+
+const RESOURCES: [&str; 5] = ["services", "networks", "volumes", "secrets", "configs"];
+
+pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: &Path) {
+    let Some(top) = tree.as_map_mut() else {
+        return;
+    };
+    let Some(include) = top.shift_remove("include") else {
+        return;
+    };
+    let items: Vec<Node> = match include.node.value {
+        Value::Seq(items) => items,
+        _ => return,
+    };
+    for item in items {
+        let Some(imported) = load_entry(loader, &item, path, dir) else {
+            continue;
+        };
+        for kind in RESOURCES {
+            let Some(theirs) = imported.get(kind).and_then(Node::as_map) else {
+                continue;
+            };
+            let ours = top
+                .entry(kind.to_string())
+                .or_insert_with(|| crate::node::Entry {
+                    key_span: item.span,
+                    node: Node::map(Default::default(), item.span),
+                });
+            if ours.node.is_null() {
+                ours.node = Node::map(Default::default(), item.span);
+            }
+            let Some(ours) = ours.node.as_map_mut() else {
+                continue;
+            };
+            for (name, entry) in theirs {
+                match ours.get(name) {
+                    Some(existing) if !same(&existing.node, &entry.node) => {
+                        let singular = kind.trim_end_matches('s');
+                        loader.diagnostics.push(
+                            Diagnostic::error(
+                                format!(
+                                    "{singular} `{name}` is defined here and also by the included file on line {}",
+                                    item.span.line
+                                ),
+                                existing.key_span,
+                            )
+                            .with_help("rename one of them, or remove it from one side"),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        ours.insert(name.clone(), entry.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Loads one `include` entry into one merged tree.
+fn load_entry(loader: &mut Loader<'_>, item: &Node, path: &Path, dir: &Path) -> Option<Node> {
+    let (paths, project_dir, env_files): (Vec<PathBuf>, Option<PathBuf>, Vec<PathBuf>) = match &item.value {
+        Value::Str(p) => (vec![crate::canonical::clean(&dir.join(p))], None, Vec::new()),
+        Value::Map(_) => {
+            let list = |key: &str| -> Vec<PathBuf> {
+                match item.get(key).map(|n| &n.value) {
+                    Some(Value::Str(s)) => vec![crate::canonical::clean(&dir.join(s))],
+                    Some(Value::Seq(items)) => items
+                        .iter()
+                        .filter_map(Node::as_str)
+                        .map(|s| crate::canonical::clean(&dir.join(s)))
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let project_dir = item
+                .get("project_directory")
+                .and_then(Node::as_str)
+                .map(|s| crate::canonical::clean(&dir.join(s)));
+            (list("path"), project_dir, list("env_file"))
+        }
+        _ => return None,
+    };
+    let Some(first) = paths.first() else {
+        loader.diagnostics.push(Diagnostic::error("an `include` entry needs a `path`", item.span));
+        return None;
+    };
+    for p in &paths {
+        if let Some(i) = loader.file_stack.iter().position(|f| f == p) {
+            let mut chain: Vec<String> = loader.file_stack[i..]
+                .iter()
+                .map(|f| loader.display_path(f).display().to_string())
+                .collect();
+            chain.push(loader.display_path(p).display().to_string());
+            loader.diagnostics.push(
+                Diagnostic::error(format!("`include` cycle: {}", chain.join(" includes ")), item.span)
+                    .with_help("a file cannot include itself, directly or through others"),
+            );
+            return None;
+        }
+    }
+    let project_dir = project_dir
+        .or_else(|| first.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| dir.to_path_buf());
+
+    // The included project's own env files apply over the including project's environment.
+    let (env_files, explicit) = if env_files.is_empty() {
+        (vec![project_dir.join(".env")], false)
+    } else {
+        (env_files, true)
+    };
+    let saved_env = loader.env.clone();
+    for env_file in env_files {
+        let text = match std::fs::read_to_string(&env_file) {
+            Ok(t) => t,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                loader.diagnostics.push(Diagnostic::error(
+                    format!("cannot read env file {} of this include: {e}", env_file.display()),
+                    item.span,
+                ));
+                return None;
+            }
+        };
+        let env = loader.env.clone();
+        match crate::dotenv::parse_dotenv(&text, &|k| env.get(k).cloned()) {
+            Ok(pairs) => {
+                for (k, v) in pairs {
+                    if let Some(v) = v {
+                        loader.env.insert(k, v);
+                    }
+                }
+            }
+            Err(e) => {
+                let id = loader.sources.add(loader.display_path(&env_file), text.clone());
+                loader.diagnostics.push(Diagnostic::error(
+                    format!("invalid env file: {}", e.message),
+                    Span::new(id, e.line, 1, 1),
+                ));
+                loader.env = saved_env;
+                return None;
+            }
+        }
+    }
+    let _ = path;
+    let mut merged: Option<Node> = None;
+    for p in &paths {
+        let Some(tree) = loader.load_file(p, &project_dir) else {
+            continue;
+        };
+        merged = Some(match merged {
+            None => tree,
+            Some(base) => match crate::merge::merge(base, tree, &mut Vec::new()) {
+                Ok(n) => n,
+                Err(d) => {
+                    loader.diagnostics.push(d);
+                    loader.env = saved_env;
+                    return None;
+                }
+            },
+        });
+    }
+    loader.env = saved_env;
+    let mut merged = merged?;
+    crate::merge::strip_tags(&mut merged);
+    Some(merged)
+}
+
+/// Whether two definitions are the same, ignoring where they were written.
+fn same(a: &Node, b: &Node) -> bool {
+    match (&a.value, &b.value) {
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, e)| y.get(k).is_some_and(|f| same(&e.node, &f.node)))
+        }
+        (Value::Seq(x), Value::Seq(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (x, y) => x == y,
+    }
+}
