@@ -15,7 +15,12 @@ use crate::volume_spec::{VolumeKind, parse_volume};
 /// Rewrites the services of `root` in place. `base` is the directory relative paths resolve
 /// against (the project directory for the files given with `-f`, the file's own directory for a
 /// file reached through `extends` or `include`).
-pub fn canonicalize(root: &mut Node, base: &Path, home: Option<&Path>, errors: &mut Vec<Diagnostic>) {
+pub fn canonicalize(
+    root: &mut Node,
+    base: &Path,
+    home: Option<&Path>,
+    errors: &mut Vec<Diagnostic>,
+) {
     let Some(top) = root.as_map_mut() else {
         return;
     };
@@ -52,7 +57,12 @@ pub fn canonicalize(root: &mut Node, base: &Path, home: Option<&Path>, errors: &
     }
 }
 
-fn canonicalize_service(service: &mut Mapping, base: &Path, home: Option<&Path>, errors: &mut Vec<Diagnostic>) {
+fn canonicalize_service(
+    service: &mut Mapping,
+    base: &Path,
+    home: Option<&Path>,
+    errors: &mut Vec<Diagnostic>,
+) {
     for key in ["environment", "labels", "annotations", "sysctls"] {
         to_string_map(service, key);
     }
@@ -74,10 +84,10 @@ fn canonicalize_service(service: &mut Mapping, base: &Path, home: Option<&Path>,
             to_string_map(build, "args");
             to_string_map(build, "labels");
             if let Some(ctx) = build.get_mut("context") {
-                if let Some(s) = ctx.node.as_str() {
-                    if !is_remote_context(s) {
-                        absolutize_node(&mut ctx.node, base, home);
-                    }
+                if let Some(s) = ctx.node.as_str()
+                    && !is_remote_context(s)
+                {
+                    absolutize_node(&mut ctx.node, base, home);
                 }
             } else {
                 let span = e.key_span;
@@ -88,47 +98,47 @@ fn canonicalize_service(service: &mut Mapping, base: &Path, home: Option<&Path>,
             }
         }
     }
-    if let Some(e) = service.get_mut("extends") {
-        if let Some(name) = e.node.as_str().map(str::to_string) {
-            let span = e.node.span;
-            let mut m = Mapping::new();
-            m.insert("service".into(), entry(Node::string(name, span), span));
-            e.node = Node::map(m, span);
-        }
+    if let Some(e) = service.get_mut("extends")
+        && let Some(name) = e.node.as_str().map(str::to_string)
+    {
+        let span = e.node.span;
+        let mut m = Mapping::new();
+        m.insert("service".into(), entry(Node::string(name, span), span));
+        e.node = Node::map(m, span);
     }
-    if let Some(e) = service.get_mut("env_file") {
-        if let Value::Seq(items) = &mut e.node.value {
-            for item in items.iter_mut() {
-                if let Some(path) = item.as_str().map(str::to_string) {
-                    let span = item.span;
-                    let mut m = Mapping::new();
-                    m.insert("path".into(), entry(Node::string(path, span), span));
+    if let Some(e) = service.get_mut("env_file")
+        && let Value::Seq(items) = &mut e.node.value
+    {
+        for item in items.iter_mut() {
+            if let Some(path) = item.as_str().map(str::to_string) {
+                let span = item.span;
+                let mut m = Mapping::new();
+                m.insert("path".into(), entry(Node::string(path, span), span));
+                m.insert(
+                    "required".into(),
+                    entry(Node::new(Value::Bool(true), span), span),
+                );
+                *item = Node::map(m, span);
+            }
+            let span = item.span;
+            if let Some(m) = item.as_map_mut() {
+                if let Some(p) = m.get_mut("path") {
+                    absolutize_node(&mut p.node, base, home);
+                }
+                if !m.contains_key("required") {
                     m.insert(
                         "required".into(),
                         entry(Node::new(Value::Bool(true), span), span),
                     );
-                    *item = Node::map(m, span);
-                }
-                let span = item.span;
-                if let Some(m) = item.as_map_mut() {
-                    if let Some(p) = m.get_mut("path") {
-                        absolutize_node(&mut p.node, base, home);
-                    }
-                    if !m.contains_key("required") {
-                        m.insert(
-                            "required".into(),
-                            entry(Node::new(Value::Bool(true), span), span),
-                        );
-                    }
                 }
             }
         }
     }
-    if let Some(e) = service.get_mut("label_file") {
-        if let Value::Seq(items) = &mut e.node.value {
-            for item in items.iter_mut() {
-                absolutize_node(item, base, home);
-            }
+    if let Some(e) = service.get_mut("label_file")
+        && let Value::Seq(items) = &mut e.node.value
+    {
+        for item in items.iter_mut() {
+            absolutize_node(item, base, home);
         }
     }
     if let Some(e) = service.get_mut("depends_on") {
@@ -171,34 +181,29 @@ fn canonicalize_service(service: &mut Mapping, base: &Path, home: Option<&Path>,
             }
         }
     }
-    if let Some(e) = service.get_mut("ports") {
-        if let Value::Seq(items) = &mut e.node.value {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items.drain(..) {
-                canonical_port(item, &mut out, errors);
-            }
-            *items = out;
+    if let Some(e) = service.get_mut("ports")
+        && let Value::Seq(items) = &mut e.node.value
+    {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.drain(..) {
+            canonical_port(item, &mut out, errors);
+        }
+        *items = out;
+    }
+    if let Some(e) = service.get_mut("volumes")
+        && let Value::Seq(items) = &mut e.node.value
+    {
+        for item in items.iter_mut() {
+            canonical_volume(item, base, home, errors);
         }
     }
-    if let Some(e) = service.get_mut("volumes") {
-        if let Value::Seq(items) = &mut e.node.value {
-            for item in items.iter_mut() {
-                canonical_volume(item, base, home, errors);
-            }
-        }
-    }
-    if let Some(e) = service.get_mut("healthcheck") {
-        if let Some(h) = e.node.as_map_mut() {
-            if let Some(test) = h.get_mut("test") {
-                if let Some(s) = test.node.as_str().map(str::to_string) {
-                    let span = test.node.span;
-                    test.node.value = Value::Seq(vec![
-                        Node::string("CMD-SHELL", span),
-                        Node::string(s, span),
-                    ]);
-                }
-            }
-        }
+    if let Some(e) = service.get_mut("healthcheck")
+        && let Some(h) = e.node.as_map_mut()
+        && let Some(test) = h.get_mut("test")
+        && let Some(s) = test.node.as_str().map(str::to_string)
+    {
+        let span = test.node.span;
+        test.node.value = Value::Seq(vec![Node::string("CMD-SHELL", span), Node::string(s, span)]);
     }
 }
 
@@ -229,10 +234,10 @@ fn to_string_map(parent: &mut Mapping, key: &str) {
         }
         Value::Map(m) => {
             for v in m.values_mut() {
-                if let Some(text) = v.node.scalar_text() {
-                    if !matches!(v.node.value, Value::Str(_)) {
-                        v.node.value = Value::Str(text);
-                    }
+                if let Some(text) = v.node.scalar_text()
+                    && !matches!(v.node.value, Value::Str(_))
+                {
+                    v.node.value = Value::Str(text);
                 }
             }
         }
@@ -241,15 +246,15 @@ fn to_string_map(parent: &mut Mapping, key: &str) {
 }
 
 fn to_list(parent: &mut Mapping, key: &str) {
-    if let Some(e) = parent.get_mut(key) {
-        if matches!(e.node.value, Value::Str(_)) {
-            let item = Node {
-                value: std::mem::replace(&mut e.node.value, Value::Null),
-                span: e.node.span,
-                tag: Tag::None,
-            };
-            e.node.value = Value::Seq(vec![item]);
-        }
+    if let Some(e) = parent.get_mut(key)
+        && matches!(e.node.value, Value::Str(_))
+    {
+        let item = Node {
+            value: std::mem::replace(&mut e.node.value, Value::Null),
+            span: e.node.span,
+            tag: Tag::None,
+        };
+        e.node.value = Value::Seq(vec![item]);
     }
 }
 
@@ -258,7 +263,10 @@ fn canonical_depends_on(node: &mut Node) {
         let mut m = Mapping::new();
         for item in items {
             if let Some(name) = item.scalar_text() {
-                m.insert(name, entry(Node::new(Value::Map(Mapping::new()), item.span), item.span));
+                m.insert(
+                    name,
+                    entry(Node::new(Value::Map(Mapping::new()), item.span), item.span),
+                );
             }
         }
         node.value = Value::Map(m);
@@ -277,7 +285,10 @@ fn canonical_depends_on(node: &mut Node) {
                     );
                 }
                 if !d.contains_key("required") {
-                    d.insert("required".into(), entry(Node::new(Value::Bool(true), span), span));
+                    d.insert(
+                        "required".into(),
+                        entry(Node::new(Value::Bool(true), span), span),
+                    );
                 }
             }
         }
@@ -298,10 +309,10 @@ fn canonical_port(item: Node, out: &mut Vec<Node>, errors: &mut Vec<Diagnostic>)
                 if !m.contains_key("protocol") {
                     m.insert("protocol".into(), entry(Node::string("tcp", span), span));
                 }
-                if let Some(p) = m.get_mut("published") {
-                    if let Some(t) = p.node.scalar_text() {
-                        p.node.value = Value::Str(t);
-                    }
+                if let Some(p) = m.get_mut("published")
+                    && let Some(t) = p.node.scalar_text()
+                {
+                    p.node.value = Value::Str(t);
                 }
             }
             out.push(item);
@@ -338,7 +349,12 @@ fn canonical_port(item: Node, out: &mut Vec<Node>, errors: &mut Vec<Diagnostic>)
     }
 }
 
-fn canonical_volume(item: &mut Node, base: &Path, home: Option<&Path>, errors: &mut Vec<Diagnostic>) {
+fn canonical_volume(
+    item: &mut Node,
+    base: &Path,
+    home: Option<&Path>,
+    errors: &mut Vec<Diagnostic>,
+) {
     let span = item.span;
     if let Some(text) = item.as_str().map(str::to_string) {
         match parse_volume(&text) {
@@ -352,9 +368,15 @@ fn canonical_volume(item: &mut Node, base: &Path, home: Option<&Path>, errors: &
                 if let Some(source) = spec.source {
                     m.insert("source".into(), entry(Node::string(source, span), span));
                 }
-                m.insert("target".into(), entry(Node::string(spec.target, span), span));
+                m.insert(
+                    "target".into(),
+                    entry(Node::string(spec.target, span), span),
+                );
                 if spec.read_only {
-                    m.insert("read_only".into(), entry(Node::new(Value::Bool(true), span), span));
+                    m.insert(
+                        "read_only".into(),
+                        entry(Node::new(Value::Bool(true), span), span),
+                    );
                 }
                 match spec.kind {
                     VolumeKind::Bind => {
@@ -374,7 +396,10 @@ fn canonical_volume(item: &mut Node, base: &Path, home: Option<&Path>, errors: &
                     VolumeKind::Volume => {
                         let mut v = Mapping::new();
                         if spec.nocopy {
-                            v.insert("nocopy".into(), entry(Node::new(Value::Bool(true), span), span));
+                            v.insert(
+                                "nocopy".into(),
+                                entry(Node::new(Value::Bool(true), span), span),
+                            );
                         }
                         m.insert("volume".into(), entry(Node::map(v, span), span));
                     }
@@ -392,10 +417,8 @@ fn canonical_volume(item: &mut Node, base: &Path, home: Option<&Path>, errors: &
     }
     if let Some(m) = item.as_map_mut() {
         let is_bind = m.get("type").and_then(|t| t.node.as_str()) == Some("bind");
-        if is_bind {
-            if let Some(source) = m.get_mut("source") {
-                absolutize_node(&mut source.node, base, home);
-            }
+        if is_bind && let Some(source) = m.get_mut("source") {
+            absolutize_node(&mut source.node, base, home);
         }
     }
 }
@@ -461,6 +484,9 @@ mod tests {
         assert_eq!(absolutize("./data", base, None), "/srv/app/data");
         assert_eq!(absolutize("../x/./y", base, None), "/srv/x/y");
         assert_eq!(absolutize("/abs", base, None), "/abs");
-        assert_eq!(absolutize("~/d", base, Some(Path::new("/home/u"))), "/home/u/d");
+        assert_eq!(
+            absolutize("~/d", base, Some(Path::new("/home/u"))),
+            "/home/u/d"
+        );
     }
 }

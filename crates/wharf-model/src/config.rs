@@ -25,22 +25,42 @@ pub fn to_value(p: &Project, format: Format) -> Json {
     let json = format == Format::Json;
     let mut top = Map::new();
     top.insert("name".into(), Json::String(p.name.clone()));
-    let services: Map<String, Json> = p.services.values().map(|s| (s.name.clone(), service(s, json))).collect();
+    let services: Map<String, Json> = p
+        .services
+        .values()
+        .map(|s| (s.name.clone(), service(s, json)))
+        .collect();
     top.insert("services".into(), Json::Object(services));
     if !p.networks.is_empty() {
-        let nets = p.networks.iter().map(|(k, n)| (k.clone(), network(n, json))).collect();
+        let nets = p
+            .networks
+            .iter()
+            .map(|(k, n)| (k.clone(), network(n, json)))
+            .collect();
         top.insert("networks".into(), Json::Object(nets));
     }
     if !p.volumes.is_empty() {
-        let vols = p.volumes.iter().map(|(k, v)| (k.clone(), volume(v))).collect();
+        let vols = p
+            .volumes
+            .iter()
+            .map(|(k, v)| (k.clone(), volume(v)))
+            .collect();
         top.insert("volumes".into(), Json::Object(vols));
     }
     if !p.secrets.is_empty() {
-        let s = p.secrets.iter().map(|(k, v)| (k.clone(), file_object(v))).collect();
+        let s = p
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), file_object(v)))
+            .collect();
         top.insert("secrets".into(), Json::Object(s));
     }
     if !p.configs.is_empty() {
-        let c = p.configs.iter().map(|(k, v)| (k.clone(), file_object(v))).collect();
+        let c = p
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), file_object(v)))
+            .collect();
         top.insert("configs".into(), Json::Object(c));
     }
     for (k, v) in &p.extensions {
@@ -67,7 +87,11 @@ fn strings(v: &[String]) -> Json {
 }
 
 fn string_map(m: &BTreeMap<String, String>) -> Json {
-    Json::Object(m.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect())
+    Json::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+            .collect(),
+    )
 }
 
 fn optional_string_map(m: &BTreeMap<String, Option<String>>) -> Json {
@@ -137,13 +161,19 @@ fn service(s: &Service, json: bool) -> Json {
         }
     }
     if !s.ports.is_empty() {
-        out.insert("ports".into(), Json::Array(s.ports.iter().map(port).collect()));
+        out.insert(
+            "ports".into(),
+            Json::Array(s.ports.iter().map(port).collect()),
+        );
     }
     if !s.expose.is_empty() {
         out.insert("expose".into(), strings(&s.expose));
     }
     if !s.volumes.is_empty() {
-        out.insert("volumes".into(), Json::Array(s.volumes.iter().map(service_volume).collect()));
+        out.insert(
+            "volumes".into(),
+            Json::Array(s.volumes.iter().map(service_volume).collect()),
+        );
     }
     if !s.depends_on.is_empty() {
         let deps = s
@@ -151,7 +181,10 @@ fn service(s: &Service, json: bool) -> Json {
             .iter()
             .map(|(k, d)| {
                 let mut m = Map::new();
-                m.insert("condition".into(), Json::String(d.condition.as_str().into()));
+                m.insert(
+                    "condition".into(),
+                    Json::String(d.condition.as_str().into()),
+                );
                 if d.restart {
                     m.insert("restart".into(), Json::Bool(true));
                 }
@@ -168,7 +201,12 @@ fn service(s: &Service, json: bool) -> Json {
         let nets = s
             .networks
             .iter()
-            .map(|(k, n)| (k.clone(), n.as_ref().map(service_network).unwrap_or(Json::Null)))
+            .map(|(k, n)| {
+                (
+                    k.clone(),
+                    n.as_ref().map(service_network).unwrap_or(Json::Null),
+                )
+            })
             .collect();
         out.insert("networks".into(), Json::Object(nets));
     }
@@ -182,10 +220,16 @@ fn service(s: &Service, json: bool) -> Json {
         out.insert("labels".into(), string_map(&s.labels));
     }
     if !s.secrets.is_empty() {
-        out.insert("secrets".into(), Json::Array(s.secrets.iter().map(file_reference).collect()));
+        out.insert(
+            "secrets".into(),
+            Json::Array(s.secrets.iter().map(file_reference).collect()),
+        );
     }
     if !s.configs.is_empty() {
-        out.insert("configs".into(), Json::Array(s.configs.iter().map(file_reference).collect()));
+        out.insert(
+            "configs".into(),
+            Json::Array(s.configs.iter().map(file_reference).collect()),
+        );
     }
     if !s.profiles.is_empty() {
         out.insert("profiles".into(), strings(&s.profiles));
@@ -241,7 +285,9 @@ fn healthcheck(h: &Healthcheck) -> Json {
     let mut m = Map::new();
     if let Some(t) = &h.test {
         let list = match t {
-            HealthTest::Cmd(args) => std::iter::once("CMD".to_string()).chain(args.iter().cloned()).collect(),
+            HealthTest::Cmd(args) => std::iter::once("CMD".to_string())
+                .chain(args.iter().cloned())
+                .collect(),
             HealthTest::Shell(cmd) => vec!["CMD-SHELL".to_string(), cmd.clone()],
             HealthTest::None => vec!["NONE".to_string()],
         };
@@ -360,7 +406,10 @@ fn file_object(o: &FileObject) -> Json {
     let mut m = Map::new();
     m.insert("name".into(), Json::String(o.name.clone()));
     if let Some(f) = &o.file {
-        m.insert("file".into(), Json::String(f.to_string_lossy().into_owned()));
+        m.insert(
+            "file".into(),
+            Json::String(f.to_string_lossy().into_owned()),
+        );
     }
     if let Some(e) = &o.environment {
         m.insert("environment".into(), Json::String(e.clone()));
@@ -451,7 +500,10 @@ fn scalar(v: &Json) -> String {
 fn yaml_string(s: &str) -> String {
     let plain_ok = !s.is_empty()
         && matches!(crate::yaml::resolve_plain(s), crate::node::Value::Str(_))
-        && !matches!(s, "yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "On" | "Off" | "YES" | "NO")
+        && !matches!(
+            s,
+            "yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "On" | "Off" | "YES" | "NO"
+        )
         && !s.starts_with(|c: char| c.is_whitespace() || ",[]{}#&*!|>'\"%@`".contains(c))
         && !(s.starts_with(['-', '?', ':']) && (s.len() == 1 || s[1..].starts_with(' ')))
         && !s.ends_with(|c: char| c.is_whitespace() || c == ':')
@@ -490,7 +542,9 @@ mod tests {
             "empty": {}
         });
         let text = to_yaml(&v);
-        let node = crate::yaml::parse(&text, crate::node::FileId(0)).unwrap().remove(0);
+        let node = crate::yaml::parse(&text, crate::node::FileId(0))
+            .unwrap()
+            .remove(0);
         assert_eq!(crate::decode::to_json(&node), v, "{text}");
     }
 }

@@ -4,7 +4,7 @@
 //! checked. Errors name the file and line of the offending value.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map as JsonMap, Value as Json};
@@ -56,7 +56,12 @@ pub(crate) fn decode(
     };
     let empty = Mapping::new();
     let top = root.as_map().unwrap_or(&empty);
-    let section = |key: &str| top.get(key).and_then(|e| e.node.as_map()).cloned().unwrap_or_default();
+    let section = |key: &str| {
+        top.get(key)
+            .and_then(|e| e.node.as_map())
+            .cloned()
+            .unwrap_or_default()
+    };
 
     let mut extensions = BTreeMap::new();
     for (k, e) in top {
@@ -89,7 +94,13 @@ pub(crate) fn decode(
         loader
             .env
             .get("COMPOSE_PROFILES")
-            .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let all_active = active.contains("*");
@@ -165,7 +176,10 @@ impl Decoder<'_> {
             Some(s) => Some(s),
             None if n.is_null() => None,
             None => {
-                self.err(format!("{what} must be a string, found {}", n.kind()), n.span);
+                self.err(
+                    format!("{what} must be a string, found {}", n.kind()),
+                    n.span,
+                );
                 None
             }
         }
@@ -180,7 +194,10 @@ impl Decoder<'_> {
         };
         if parsed.is_none() {
             self.err(
-                format!("{what} must be a whole number, found `{}`", n.scalar_text().unwrap_or_else(|| n.kind().into())),
+                format!(
+                    "{what} must be a whole number, found `{}`",
+                    n.scalar_text().unwrap_or_else(|| n.kind().into())
+                ),
                 n.span,
             );
         }
@@ -199,7 +216,10 @@ impl Decoder<'_> {
                 }
             },
             _ => {
-                self.err(format!("{what} must be true or false, found {}", n.kind()), n.span);
+                self.err(
+                    format!("{what} must be true or false, found {}", n.kind()),
+                    n.span,
+                );
                 None
             }
         }
@@ -224,11 +244,27 @@ impl Decoder<'_> {
     fn command(&mut self, n: &Node, what: &str) -> Option<Vec<String>> {
         match &n.value {
             Value::Null => None,
-            Value::Seq(items) => Some(items.iter().map(|i| i.scalar_text().unwrap_or_default()).collect()),
+            Value::Seq(items) => Some(
+                items
+                    .iter()
+                    .map(|i| i.scalar_text().unwrap_or_default())
+                    .collect(),
+            ),
             _ => {
                 let text = n.scalar_text()?;
-                match crate::shell_words::split_command(&text) {
-                    Ok(words) => Some(words),
+                match crate::shell_words::split_command_with_rest(&text) {
+                    Ok((words, rest)) => {
+                        if let Some(rest) = rest {
+                            self.errors.push(
+                                Diagnostic::warning(
+                                    format!("{what} is cut at `{rest}`: Docker Compose does not run a shell, so it drops the rest"),
+                                    n.span,
+                                )
+                                .with_help(format!("to run it through a shell, write [\"sh\", \"-c\", {}]", serde_json::to_string(&text).unwrap_or_default())),
+                            );
+                        }
+                        Some(words)
+                    }
                     Err(e) => {
                         self.err(format!("cannot split {what} `{text}`: {e}"), n.span);
                         None
@@ -299,7 +335,10 @@ impl Decoder<'_> {
             None => Vec::new(),
         };
         let volumes = match get("volumes").and_then(Node::as_seq) {
-            Some(items) => items.iter().filter_map(|v| self.service_volume(name, v)).collect(),
+            Some(items) => items
+                .iter()
+                .filter_map(|v| self.service_volume(name, v))
+                .collect(),
             None => Vec::new(),
         };
         let mut depends_on = BTreeMap::new();
@@ -329,23 +368,24 @@ impl Decoder<'_> {
             .and_then(|d| d.get("replicas"))
             .and_then(|r| self.uint(r, &format!("`deploy.replicas` of service `{name}`")));
         let scale = get("scale").and_then(|r| self.uint(r, &what("scale")));
-        if let (Some(a), Some(b)) = (deploy_replicas, scale) {
-            if a != b {
-                self.errors.push(
-                    Diagnostic::error(
-                        format!("service `{name}` sets `scale: {b}` and `deploy.replicas: {a}`"),
-                        get("scale").map(|n| n.span).unwrap_or(span),
-                    )
-                    .with_help("keep one of the two, or give them the same value"),
-                );
-            }
+        if let (Some(a), Some(b)) = (deploy_replicas, scale)
+            && a != b
+        {
+            self.errors.push(
+                Diagnostic::error(
+                    format!("service `{name}` sets `scale: {b}` and `deploy.replicas: {a}`"),
+                    get("scale").map(|n| n.span).unwrap_or(span),
+                )
+                .with_help("keep one of the two, or give them the same value"),
+            );
         }
         let replicas = deploy_replicas.or(scale).unwrap_or(1);
         let replicas = u32::try_from(replicas).unwrap_or(u32::MAX);
 
         let restart = self.restart(name, get("restart"), get("deploy"));
         let stop_signal = get("stop_signal").and_then(|n| self.string(n, &what("stop_signal")));
-        let stop_grace_period = get("stop_grace_period").and_then(|n| self.duration(n, &what("stop_grace_period")));
+        let stop_grace_period =
+            get("stop_grace_period").and_then(|n| self.duration(n, &what("stop_grace_period")));
         let labels = self.string_map(get("labels"));
         let secrets = self.file_refs(get("secrets"));
         let configs = self.file_refs(get("configs"));
@@ -386,16 +426,25 @@ impl Decoder<'_> {
             configs,
             profiles,
             hostname: get("hostname").and_then(|n| self.string(n, &what("hostname"))),
-            container_name: get("container_name").and_then(|n| self.string(n, &what("container_name"))),
+            container_name: get("container_name")
+                .and_then(|n| self.string(n, &what("container_name"))),
             extra,
         }
     }
 
-    fn env_file(&mut self, service: &str, f: &Node, environment: &mut BTreeMap<String, Option<String>>) {
+    fn env_file(
+        &mut self,
+        service: &str,
+        f: &Node,
+        environment: &mut BTreeMap<String, Option<String>>,
+    ) {
         let Some(path) = f.get("path").and_then(Node::scalar_text) else {
             return;
         };
-        let required = f.get("required").and_then(|r| self.boolean(r, "`required`")).unwrap_or(true);
+        let required = f
+            .get("required")
+            .and_then(|r| self.boolean(r, "`required`"))
+            .unwrap_or(true);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return,
@@ -415,12 +464,19 @@ impl Decoder<'_> {
         let env = self.env;
         match crate::dotenv::parse_dotenv(&text, &|k| env.get(k).cloned()) {
             Ok(pairs) => {
+                // A bare `KEY` line that the environment does not define is dropped, as Docker
+                // Compose does (unlike `environment: [KEY]`, which stays as a key without value).
                 for (k, v) in pairs {
-                    environment.insert(k, v);
+                    if let Some(v) = v {
+                        environment.insert(k, Some(v));
+                    }
                 }
             }
             Err(e) => self.err(
-                format!("env file {path} of service `{service}`, line {}: {}", e.line, e.message),
+                format!(
+                    "env file {path} of service `{service}`, line {}: {}",
+                    e.line, e.message
+                ),
                 f.span,
             ),
         }
@@ -430,13 +486,19 @@ impl Decoder<'_> {
         let mut extra = BTreeMap::new();
         if let Some(m) = n.as_map() {
             for (k, e) in m {
-                if !matches!(k.as_str(), "context" | "dockerfile" | "args" | "target" | "labels") {
+                if !matches!(
+                    k.as_str(),
+                    "context" | "dockerfile" | "args" | "target" | "labels"
+                ) {
                     extra.insert(k.clone(), to_json(&e.node));
                 }
             }
         }
         Build {
-            context: n.get("context").and_then(Node::scalar_text).unwrap_or_default(),
+            context: n
+                .get("context")
+                .and_then(Node::scalar_text)
+                .unwrap_or_default(),
             dockerfile: n.get("dockerfile").and_then(Node::scalar_text),
             args: self.optional_string_map(n.get("args")),
             target: n.get("target").and_then(Node::scalar_text),
@@ -447,12 +509,21 @@ impl Decoder<'_> {
 
     fn port(&mut self, service: &str, n: &Node) -> Option<Port> {
         let target_node = n.get("target")?;
-        let target = self.uint(target_node, &format!("a port `target` of service `{service}`"))?;
+        let target = self.uint(
+            target_node,
+            &format!("a port `target` of service `{service}`"),
+        )?;
         let Ok(target) = u16::try_from(target) else {
-            self.err(format!("port {target} of service `{service}` is out of range (1-65535)"), target_node.span);
+            self.err(
+                format!("port {target} of service `{service}` is out of range (1-65535)"),
+                target_node.span,
+            );
             return None;
         };
-        let published = n.get("published").and_then(Node::scalar_text).filter(|s| !s.is_empty());
+        let published = n
+            .get("published")
+            .and_then(Node::scalar_text)
+            .filter(|s| !s.is_empty());
         if let Some(p) = &published {
             let valid = match p.split_once('-') {
                 Some((a, b)) => a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok(),
@@ -460,18 +531,26 @@ impl Decoder<'_> {
             };
             if !valid {
                 self.err(
-                    format!("published port `{p}` of service `{service}` is not a port number or range"),
+                    format!(
+                        "published port `{p}` of service `{service}` is not a port number or range"
+                    ),
                     n.get("published").map(|n| n.span).unwrap_or(n.span),
                 );
                 return None;
             }
         }
         Some(Port {
-            mode: n.get("mode").and_then(Node::scalar_text).unwrap_or_else(|| "ingress".into()),
+            mode: n
+                .get("mode")
+                .and_then(Node::scalar_text)
+                .unwrap_or_else(|| "ingress".into()),
             host_ip: n.get("host_ip").and_then(Node::scalar_text),
             target,
             published,
-            protocol: n.get("protocol").and_then(Node::scalar_text).unwrap_or_else(|| "tcp".into()),
+            protocol: n
+                .get("protocol")
+                .and_then(Node::scalar_text)
+                .unwrap_or_else(|| "tcp".into()),
             name: n.get("name").and_then(Node::scalar_text),
             app_protocol: n.get("app_protocol").and_then(Node::scalar_text),
             span: n.span,
@@ -498,10 +577,16 @@ impl Decoder<'_> {
             }
         };
         let Some(target) = n.get("target").and_then(Node::scalar_text) else {
-            self.err(format!("volume of service `{service}` has no `target`"), n.span);
+            self.err(
+                format!("volume of service `{service}` has no `target`"),
+                n.span,
+            );
             return None;
         };
-        let read_only = n.get("read_only").and_then(|r| self.boolean(r, "`read_only`")).unwrap_or(false);
+        let read_only = n
+            .get("read_only")
+            .and_then(|r| self.boolean(r, "`read_only`"))
+            .unwrap_or(false);
         let mut options = BTreeMap::new();
         if let Some(m) = n.as_map() {
             for (k, e) in m {
@@ -512,7 +597,10 @@ impl Decoder<'_> {
         }
         Some(ServiceVolume {
             kind,
-            source: n.get("source").and_then(Node::scalar_text).filter(|s| !s.is_empty()),
+            source: n
+                .get("source")
+                .and_then(Node::scalar_text)
+                .filter(|s| !s.is_empty()),
             target,
             read_only,
             options,
@@ -520,16 +608,31 @@ impl Decoder<'_> {
         })
     }
 
-    fn dependency(&mut self, service: &str, dep: &str, key_span: Span, n: &Node) -> Option<Dependency> {
+    fn dependency(
+        &mut self,
+        service: &str,
+        dep: &str,
+        key_span: Span,
+        n: &Node,
+    ) -> Option<Dependency> {
         let cond_node = n.get("condition");
-        let condition = match cond_node.and_then(Node::as_str).unwrap_or("service_started") {
+        let condition = match cond_node
+            .and_then(Node::as_str)
+            .unwrap_or("service_started")
+        {
             "service_started" => Condition::Started,
             "service_healthy" => Condition::Healthy,
             "service_completed_successfully" => Condition::CompletedSuccessfully,
             other => {
-                let options = ["service_started", "service_healthy", "service_completed_successfully"];
+                let options = [
+                    "service_started",
+                    "service_healthy",
+                    "service_completed_successfully",
+                ];
                 let mut d = Diagnostic::error(
-                    format!("unknown condition `{other}` for the dependency of `{service}` on `{dep}`"),
+                    format!(
+                        "unknown condition `{other}` for the dependency of `{service}` on `{dep}`"
+                    ),
                     cond_node.map(|c| c.span).unwrap_or(key_span),
                 );
                 d = match suggest(other, options) {
@@ -542,8 +645,14 @@ impl Decoder<'_> {
         };
         Some(Dependency {
             condition,
-            restart: n.get("restart").and_then(|r| self.boolean(r, "`restart`")).unwrap_or(false),
-            required: n.get("required").and_then(|r| self.boolean(r, "`required`")).unwrap_or(true),
+            restart: n
+                .get("restart")
+                .and_then(|r| self.boolean(r, "`restart`"))
+                .unwrap_or(false),
+            required: n
+                .get("required")
+                .and_then(|r| self.boolean(r, "`required`"))
+                .unwrap_or(true),
             span: key_span,
         })
     }
@@ -570,12 +679,25 @@ impl Decoder<'_> {
         });
         Healthcheck {
             test,
-            interval: n.get("interval").and_then(|v| self.duration(v, &what("interval"))),
-            timeout: n.get("timeout").and_then(|v| self.duration(v, &what("timeout"))),
-            retries: n.get("retries").and_then(|v| self.uint(v, &what("retries"))),
-            start_period: n.get("start_period").and_then(|v| self.duration(v, &what("start_period"))),
-            start_interval: n.get("start_interval").and_then(|v| self.duration(v, &what("start_interval"))),
-            disable: n.get("disable").and_then(|v| self.boolean(v, &what("disable"))).unwrap_or(false),
+            interval: n
+                .get("interval")
+                .and_then(|v| self.duration(v, &what("interval"))),
+            timeout: n
+                .get("timeout")
+                .and_then(|v| self.duration(v, &what("timeout"))),
+            retries: n
+                .get("retries")
+                .and_then(|v| self.uint(v, &what("retries"))),
+            start_period: n
+                .get("start_period")
+                .and_then(|v| self.duration(v, &what("start_period"))),
+            start_interval: n
+                .get("start_interval")
+                .and_then(|v| self.duration(v, &what("start_interval"))),
+            disable: n
+                .get("disable")
+                .and_then(|v| self.boolean(v, &what("disable")))
+                .unwrap_or(false),
         }
     }
 
@@ -595,7 +717,12 @@ impl Decoder<'_> {
         })
     }
 
-    fn restart(&mut self, service: &str, restart: Option<&Node>, deploy: Option<&Node>) -> RestartPolicy {
+    fn restart(
+        &mut self,
+        service: &str,
+        restart: Option<&Node>,
+        deploy: Option<&Node>,
+    ) -> RestartPolicy {
         if let Some(n) = restart {
             let text = n.scalar_text().unwrap_or_default();
             let policy = match text.as_str() {
@@ -606,7 +733,9 @@ impl Decoder<'_> {
                 other => other
                     .strip_prefix("on-failure:")
                     .and_then(|n| n.parse().ok())
-                    .map(|n| RestartPolicy::OnFailure { max_retries: Some(n) }),
+                    .map(|n| RestartPolicy::OnFailure {
+                        max_retries: Some(n),
+                    }),
             };
             return match policy {
                 Some(p) => p,
@@ -618,7 +747,9 @@ impl Decoder<'_> {
                     );
                     d = match suggest(&text, options) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help("use no, always, on-failure, on-failure:N or unless-stopped"),
+                        None => d.with_help(
+                            "use no, always, on-failure, on-failure:N or unless-stopped",
+                        ),
                     };
                     self.errors.push(d);
                     RestartPolicy::No
@@ -628,10 +759,17 @@ impl Decoder<'_> {
         let Some(policy) = deploy.and_then(|d| d.get("restart_policy")) else {
             return RestartPolicy::No;
         };
-        let max = policy
-            .get("max_attempts")
-            .and_then(|m| self.uint(m, &format!("`deploy.restart_policy.max_attempts` of service `{service}`")));
-        match policy.get("condition").and_then(Node::as_str).unwrap_or("any") {
+        let max = policy.get("max_attempts").and_then(|m| {
+            self.uint(
+                m,
+                &format!("`deploy.restart_policy.max_attempts` of service `{service}`"),
+            )
+        });
+        match policy
+            .get("condition")
+            .and_then(Node::as_str)
+            .unwrap_or("any")
+        {
             "none" => RestartPolicy::No,
             "on-failure" => RestartPolicy::OnFailure { max_retries: max },
             _ => RestartPolicy::Always,
@@ -645,7 +783,10 @@ impl Decoder<'_> {
         items
             .iter()
             .map(|i| FileReference {
-                source: i.get("source").and_then(Node::scalar_text).unwrap_or_default(),
+                source: i
+                    .get("source")
+                    .and_then(Node::scalar_text)
+                    .unwrap_or_default(),
                 target: i.get("target").and_then(Node::scalar_text),
                 uid: i.get("uid").and_then(Node::scalar_text),
                 gid: i.get("gid").and_then(Node::scalar_text),
@@ -673,7 +814,13 @@ impl Decoder<'_> {
             .get("name")
             .and_then(Node::scalar_text)
             .or(legacy_name)
-            .unwrap_or_else(|| if external { key.to_string() } else { format!("{}_{key}", self.project) });
+            .unwrap_or_else(|| {
+                if external {
+                    key.to_string()
+                } else {
+                    format!("{}_{key}", self.project)
+                }
+            });
         (name, external)
     }
 
@@ -683,9 +830,16 @@ impl Decoder<'_> {
             .get("ipam")
             .and_then(|i| i.get("config"))
             .and_then(Node::as_seq)
-            .map(|c| c.iter().filter_map(|e| e.get("subnet").and_then(Node::scalar_text)).collect())
+            .map(|c| {
+                c.iter()
+                    .filter_map(|e| e.get("subnet").and_then(Node::scalar_text))
+                    .collect()
+            })
             .unwrap_or_default();
-        let internal = n.get("internal").and_then(|v| self.boolean(v, "`internal`")).unwrap_or(false);
+        let internal = n
+            .get("internal")
+            .and_then(|v| self.boolean(v, "`internal`"))
+            .unwrap_or(false);
         Network {
             name,
             external,
@@ -739,45 +893,65 @@ pub fn to_json(n: &Node) -> Json {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => Json::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
         Value::Str(s) => Json::String(s.clone()),
         Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Map(m) => Json::Object(m.iter().map(|(k, e)| (k.clone(), to_json(&e.node))).collect::<JsonMap<_, _>>()),
+        Value::Map(m) => Json::Object(
+            m.iter()
+                .map(|(k, e)| (k.clone(), to_json(&e.node)))
+                .collect::<JsonMap<_, _>>(),
+        ),
     }
 }
 
 /// Service keys without a typed field, with the type casts Docker Compose applies after
 /// interpolation (a `"true"` string for a boolean key becomes `true`).
 fn service_extra_json(key: &str, n: &Node) -> Json {
-    const BOOLEANS: &[&str] = &["init", "oom_kill_disable", "privileged", "read_only", "stdin_open", "tty"];
+    const BOOLEANS: &[&str] = &[
+        "init",
+        "oom_kill_disable",
+        "privileged",
+        "read_only",
+        "stdin_open",
+        "tty",
+    ];
     const INTEGERS: &[&str] = &[
-        "cpu_count", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares",
-        "oom_score_adj", "pids_limit", "scale",
+        "cpu_count",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "oom_score_adj",
+        "pids_limit",
+        "scale",
     ];
     const FLOATS: &[&str] = &["cpus", "cpu_percent"];
     if let Value::Str(s) = &n.value {
-        if BOOLEANS.contains(&key) {
-            if let Ok(b) = s.to_ascii_lowercase().parse::<bool>() {
-                return Json::Bool(b);
-            }
+        if BOOLEANS.contains(&key)
+            && let Ok(b) = s.to_ascii_lowercase().parse::<bool>()
+        {
+            return Json::Bool(b);
         }
-        if INTEGERS.contains(&key) {
-            if let Ok(i) = s.parse::<i64>() {
-                return Json::from(i);
-            }
+        if INTEGERS.contains(&key)
+            && let Ok(i) = s.parse::<i64>()
+        {
+            return Json::from(i);
         }
-        if FLOATS.contains(&key) {
-            if let Some(f) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-                return Json::Number(f);
-            }
+        if FLOATS.contains(&key)
+            && let Some(f) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+        {
+            return Json::Number(f);
         }
     }
     if key == "deploy" {
         let mut j = to_json(n);
-        if let Some(r) = j.get_mut("replicas") {
-            if let Some(i) = r.as_str().and_then(|s| s.parse::<i64>().ok()) {
-                *r = Json::from(i);
-            }
+        if let Some(r) = j.get_mut("replicas")
+            && let Some(i) = r.as_str().and_then(|s| s.parse::<i64>().ok())
+        {
+            *r = Json::from(i);
         }
         return j;
     }
@@ -806,10 +980,18 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
             let mut diag = if d.required {
                 Diagnostic::error(message, d.span)
             } else {
-                Diagnostic::warning(format!("{message}; going on because it is `required: false`"), d.span)
+                Diagnostic::warning(
+                    format!("{message}; going on because it is `required: false`"),
+                    d.span,
+                )
             };
-            diag = match (p.disabled_services.get(dep), suggest(dep, all_services.iter().copied())) {
-                (Some(profiles), _) => diag.with_help(format!("enable it with --profile {}", profiles[0])),
+            diag = match (
+                p.disabled_services.get(dep),
+                suggest(dep, all_services.iter().copied()),
+            ) {
+                (Some(profiles), _) => {
+                    diag.with_help(format!("enable it with --profile {}", profiles[0]))
+                }
                 (None, Some(s)) => diag.with_help(format!("did you mean `{s}`?")),
                 (None, None) => diag,
             };
@@ -825,19 +1007,25 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
                     .with_help(format!("`network_mode: {mode}` replaces the service's networks; remove one of the two")),
                 );
             }
-            if let NetworkMode::Service(x) = mode {
-                if !p.services.contains_key(x) {
-                    let mut d = Diagnostic::error(
-                        format!("service `{}` uses `network_mode: service:{x}`, but service `{x}` is not defined", s.name),
-                        key_span("network_mode"),
-                    );
-                    if let Some(profiles) = p.disabled_services.get(x) {
-                        d = d.with_help(format!("`{x}` is disabled; enable it with --profile {}", profiles[0]));
-                    } else if let Some(sug) = suggest(x, all_services.iter().copied()) {
-                        d = d.with_help(format!("did you mean `service:{sug}`?"));
-                    }
-                    errors.push(d);
+            if let NetworkMode::Service(x) = mode
+                && !p.services.contains_key(x)
+            {
+                let mut d = Diagnostic::error(
+                    format!(
+                        "service `{}` uses `network_mode: service:{x}`, but service `{x}` is not defined",
+                        s.name
+                    ),
+                    key_span("network_mode"),
+                );
+                if let Some(profiles) = p.disabled_services.get(x) {
+                    d = d.with_help(format!(
+                        "`{x}` is disabled; enable it with --profile {}",
+                        profiles[0]
+                    ));
+                } else if let Some(sug) = suggest(x, all_services.iter().copied()) {
+                    d = d.with_help(format!("did you mean `service:{sug}`?"));
                 }
+                errors.push(d);
             }
         }
         if s.key_spans.contains_key("networks") {
@@ -849,7 +1037,9 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
                     );
                     d = match suggest(net, p.networks.keys().map(String::as_str)) {
                         Some(sug) => d.with_help(format!("did you mean `{sug}`?")),
-                        None => d.with_help(format!("declare it under the top-level `networks:` as `{net}: {{}}`")),
+                        None => d.with_help(format!(
+                            "declare it under the top-level `networks:` as `{net}: {{}}`"
+                        )),
                     };
                     errors.push(d);
                 }
@@ -859,23 +1049,26 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
             if v.kind != VolumeType::Volume {
                 continue;
             }
-            if let Some(source) = &v.source {
-                if !p.volumes.contains_key(source) {
-                    let mut d = Diagnostic::error(
-                        format!("service `{}` mounts undefined volume `{source}`", s.name),
-                        v.span,
-                    );
-                    d = match suggest(source, p.volumes.keys().map(String::as_str)) {
+            if let Some(source) = &v.source
+                && !p.volumes.contains_key(source)
+            {
+                let mut d = Diagnostic::error(
+                    format!("service `{}` mounts undefined volume `{source}`", s.name),
+                    v.span,
+                );
+                d = match suggest(source, p.volumes.keys().map(String::as_str)) {
                         Some(sug) => d.with_help(format!("did you mean `{sug}`?")),
                         None => d.with_help(format!(
                             "declare it under the top-level `volumes:`, or write `./{source}` for a directory of the project"
                         )),
                     };
-                    errors.push(d);
-                }
+                errors.push(d);
             }
         }
-        for (kind, refs, defined) in [("secret", &s.secrets, &p.secrets), ("config", &s.configs, &p.configs)] {
+        for (kind, refs, defined) in [
+            ("secret", &s.secrets, &p.secrets),
+            ("config", &s.configs, &p.configs),
+        ] {
             for r in refs {
                 if !defined.contains_key(&r.source) {
                     let mut d = Diagnostic::error(
@@ -895,7 +1088,10 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
                 let name = f.split(':').next().unwrap_or(f);
                 if !name.starts_with("container") && !p.services.contains_key(name) {
                     errors.push(Diagnostic::error(
-                        format!("service `{}` takes volumes from undefined service `{name}`", s.name),
+                        format!(
+                            "service `{}` takes volumes from undefined service `{name}`",
+                            s.name
+                        ),
                         key_span("volumes_from"),
                     ));
                 }
@@ -903,6 +1099,3 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
         }
     }
 }
-
-#[allow(dead_code)]
-fn _path(_: &Path) {}

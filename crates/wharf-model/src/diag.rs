@@ -43,7 +43,12 @@ impl SourceMap {
             return None;
         }
         let file = self.get(span.file)?;
-        Some(format!("{}:{}:{}", file.path.display(), span.line, span.col))
+        Some(format!(
+            "{}:{}:{}",
+            file.path.display(),
+            span.line,
+            span.col
+        ))
     }
 
     fn line(&self, span: Span) -> Option<&str> {
@@ -119,27 +124,27 @@ impl Diagnostic {
         };
         out.push_str(&format!("{level}: {}\n", self.message));
         let mut gutter = 2;
-        if let Some(span) = self.span {
-            if let Some(location) = sources.locate(span) {
-                let number = span.line.to_string();
-                gutter = number.len() + 1;
-                let pad = " ".repeat(gutter);
-                out.push_str(&format!("{pad}--> {location}\n"));
-                if let Some(line) = sources.line(span) {
-                    let line = line.trim_end_matches('\r');
-                    out.push_str(&format!("{pad}|\n"));
-                    out.push_str(&format!("{number:>w$} | {line}\n", w = gutter - 1));
-                    let col = (span.col as usize).saturating_sub(1);
-                    let indent: String = line
-                        .chars()
-                        .take(col)
-                        .map(|c| if c == '\t' { '\t' } else { ' ' })
-                        .collect();
-                    let width = (span.len as usize)
-                        .min(line.chars().count().saturating_sub(col))
-                        .max(1);
-                    out.push_str(&format!("{pad}| {indent}{}\n", "^".repeat(width)));
-                }
+        if let Some(span) = self.span
+            && let Some(location) = sources.locate(span)
+        {
+            let number = span.line.to_string();
+            gutter = number.len() + 1;
+            let pad = " ".repeat(gutter);
+            out.push_str(&format!("{pad}--> {location}\n"));
+            if let Some(line) = sources.line(span) {
+                let line = line.trim_end_matches('\r');
+                out.push_str(&format!("{pad}|\n"));
+                out.push_str(&format!("{number:>w$} | {line}\n", w = gutter - 1));
+                let col = (span.col as usize).saturating_sub(1);
+                let indent: String = line
+                    .chars()
+                    .take(col)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                let width = (span.len as usize)
+                    .min(line.chars().count().saturating_sub(col))
+                    .max(1);
+                out.push_str(&format!("{pad}| {indent}{}\n", "^".repeat(width)));
             }
         }
         if let Some(help) = &self.help {
@@ -158,9 +163,7 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.items
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
+        self.items.iter().filter(|d| d.severity == Severity::Error)
     }
 }
 
@@ -174,7 +177,7 @@ impl fmt::Display for Diagnostics {
         }
         let errors = self.errors().count();
         if errors > 1 {
-            write!(f, "\n{errors} errors")?;
+            writeln!(f, "\n{errors} errors")?;
         }
         Ok(())
     }

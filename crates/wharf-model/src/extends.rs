@@ -63,16 +63,21 @@ fn resolve(
         cache.push((key, node.clone()));
         return Ok(node);
     };
-    let Some(target) = extends.get("service").and_then(Node::as_str).map(str::to_string) else {
+    let Some(target) = extends
+        .get("service")
+        .and_then(Node::as_str)
+        .map(str::to_string)
+    else {
         return Err(Diagnostic::error(
             format!("`extends` of service `{name}` needs a `service`"),
             extends.span,
         ));
     };
     stack.push(key.clone());
-    let other_file = extends.get("file").and_then(Node::as_str).map(|f| {
-        crate::canonical::clean(&dir.join(f))
-    });
+    let other_file = extends
+        .get("file")
+        .and_then(Node::as_str)
+        .map(|f| crate::canonical::clean(&dir.join(f)));
     let base = match other_file {
         Some(other) if other != file => {
             let other_dir = other.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -84,10 +89,15 @@ fn resolve(
                     .collect();
                 chain.push(loader.display_path(&other).display().to_string());
                 return Err(Diagnostic::error(
-                    format!("`extends` between files comes back to a file being read: {}", chain.join(" -> ")),
+                    format!(
+                        "`extends` between files comes back to a file being read: {}",
+                        chain.join(" -> ")
+                    ),
                     extends.span,
                 )
-                .with_help("let services of one file extend services of the other, not both ways"));
+                .with_help(
+                    "let services of one file extend services of the other, not both ways",
+                ));
             }
             let tree = match loader.extends_files.get(&other) {
                 Some(t) => t.clone(),
@@ -107,9 +117,29 @@ fn resolve(
                     extends.span,
                 ));
             };
-            let other_services = tree.get("services").and_then(Node::as_map).cloned().unwrap_or_default();
-            check_target(loader, &other_services, &other, &target, name, &extends, stack)?;
-            resolve(loader, &other_services, &other, &other_dir, &target, stack, cache)
+            let other_services = tree
+                .get("services")
+                .and_then(Node::as_map)
+                .cloned()
+                .unwrap_or_default();
+            check_target(
+                loader,
+                &other_services,
+                &other,
+                &target,
+                name,
+                &extends,
+                stack,
+            )?;
+            resolve(
+                loader,
+                &other_services,
+                &other,
+                &other_dir,
+                &target,
+                stack,
+                cache,
+            )
         }
         _ => {
             check_target(loader, services, file, &target, name, &extends, stack)?;
@@ -145,7 +175,10 @@ fn check_target(
                 "service `{name}` extends `{target}`, which is not defined in {}",
                 loader.display_path(file).display()
             ),
-            extends.get("service").map(|n| n.span).unwrap_or(extends.span),
+            extends
+                .get("service")
+                .map(|n| n.span)
+                .unwrap_or(extends.span),
         );
         if let Some(s) = crate::diag::suggest(target, services.keys().map(String::as_str)) {
             d = d.with_help(format!("did you mean `{s}`?"));

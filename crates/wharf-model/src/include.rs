@@ -14,7 +14,7 @@ use crate::node::{Node, Span, Value};
 
 const RESOURCES: [&str; 5] = ["services", "networks", "volumes", "secrets", "configs"];
 
-pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: &Path) {
+pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, dir: &Path) {
     let Some(top) = tree.as_map_mut() else {
         return;
     };
@@ -26,7 +26,7 @@ pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: 
         _ => return,
     };
     for item in items {
-        let Some(imported) = load_entry(loader, &item, path, dir) else {
+        let Some(imported) = load_entry(loader, &item, dir) else {
             continue;
         };
         for kind in RESOURCES {
@@ -71,31 +71,39 @@ pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: 
 }
 
 /// Loads one `include` entry into one merged tree.
-fn load_entry(loader: &mut Loader<'_>, item: &Node, path: &Path, dir: &Path) -> Option<Node> {
-    let (paths, project_dir, env_files): (Vec<PathBuf>, Option<PathBuf>, Vec<PathBuf>) = match &item.value {
-        Value::Str(p) => (vec![crate::canonical::clean(&dir.join(p))], None, Vec::new()),
-        Value::Map(_) => {
-            let list = |key: &str| -> Vec<PathBuf> {
-                match item.get(key).map(|n| &n.value) {
-                    Some(Value::Str(s)) => vec![crate::canonical::clean(&dir.join(s))],
-                    Some(Value::Seq(items)) => items
-                        .iter()
-                        .filter_map(Node::as_str)
-                        .map(|s| crate::canonical::clean(&dir.join(s)))
-                        .collect(),
-                    _ => Vec::new(),
-                }
-            };
-            let project_dir = item
-                .get("project_directory")
-                .and_then(Node::as_str)
-                .map(|s| crate::canonical::clean(&dir.join(s)));
-            (list("path"), project_dir, list("env_file"))
-        }
-        _ => return None,
-    };
+fn load_entry(loader: &mut Loader<'_>, item: &Node, dir: &Path) -> Option<Node> {
+    let (paths, project_dir, env_files): (Vec<PathBuf>, Option<PathBuf>, Vec<PathBuf>) =
+        match &item.value {
+            Value::Str(p) => (
+                vec![crate::canonical::clean(&dir.join(p))],
+                None,
+                Vec::new(),
+            ),
+            Value::Map(_) => {
+                let list = |key: &str| -> Vec<PathBuf> {
+                    match item.get(key).map(|n| &n.value) {
+                        Some(Value::Str(s)) => vec![crate::canonical::clean(&dir.join(s))],
+                        Some(Value::Seq(items)) => items
+                            .iter()
+                            .filter_map(Node::as_str)
+                            .map(|s| crate::canonical::clean(&dir.join(s)))
+                            .collect(),
+                        _ => Vec::new(),
+                    }
+                };
+                let project_dir = item
+                    .get("project_directory")
+                    .and_then(Node::as_str)
+                    .map(|s| crate::canonical::clean(&dir.join(s)));
+                (list("path"), project_dir, list("env_file"))
+            }
+            _ => return None,
+        };
     let Some(first) = paths.first() else {
-        loader.diagnostics.push(Diagnostic::error("an `include` entry needs a `path`", item.span));
+        loader.diagnostics.push(Diagnostic::error(
+            "an `include` entry needs a `path`",
+            item.span,
+        ));
         return None;
     };
     for p in &paths {
@@ -106,8 +114,11 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, path: &Path, dir: &Path) -> 
                 .collect();
             chain.push(loader.display_path(p).display().to_string());
             loader.diagnostics.push(
-                Diagnostic::error(format!("`include` cycle: {}", chain.join(" includes ")), item.span)
-                    .with_help("a file cannot include itself, directly or through others"),
+                Diagnostic::error(
+                    format!("`include` cycle: {}", chain.join(" includes ")),
+                    item.span,
+                )
+                .with_help("a file cannot include itself, directly or through others"),
             );
             return None;
         }
@@ -129,7 +140,10 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, path: &Path, dir: &Path) -> 
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 loader.diagnostics.push(Diagnostic::error(
-                    format!("cannot read env file {} of this include: {e}", env_file.display()),
+                    format!(
+                        "cannot read env file {} of this include: {e}",
+                        env_file.display()
+                    ),
                     item.span,
                 ));
                 return None;
@@ -145,7 +159,9 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, path: &Path, dir: &Path) -> 
                 }
             }
             Err(e) => {
-                let id = loader.sources.add(loader.display_path(&env_file), text.clone());
+                let id = loader
+                    .sources
+                    .add(loader.display_path(&env_file), text.clone());
                 loader.diagnostics.push(Diagnostic::error(
                     format!("invalid env file: {}", e.message),
                     Span::new(id, e.line, 1, 1),
@@ -155,7 +171,6 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, path: &Path, dir: &Path) -> 
             }
         }
     }
-    let _ = path;
     let mut merged: Option<Node> = None;
     for p in &paths {
         let Some(tree) = loader.load_file(p, &project_dir) else {
@@ -184,7 +199,8 @@ fn same(a: &Node, b: &Node) -> bool {
     match (&a.value, &b.value) {
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, e)| y.get(k).is_some_and(|f| same(&e.node, &f.node)))
+                && x.iter()
+                    .all(|(k, e)| y.get(k).is_some_and(|f| same(&e.node, &f.node)))
         }
         (Value::Seq(x), Value::Seq(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))

@@ -71,7 +71,8 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
         _ => {
             let mut d = diagnostics;
             if d.errors().next().is_none() {
-                d.items.push(Diagnostic::global("the project could not be loaded"));
+                d.items
+                    .push(Diagnostic::global("the project could not be loaded"));
             }
             Err(d)
         }
@@ -106,7 +107,9 @@ impl<'a> Loader<'a> {
     }
 
     pub(crate) fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     pub(crate) fn abs(&self, p: &Path) -> PathBuf {
@@ -181,7 +184,8 @@ impl<'a> Loader<'a> {
             let path = dir.join(".env");
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let process = &self.options.environment;
-                if let Ok(pairs) = crate::dotenv::parse_dotenv(&text, &|k| process.get(k).cloned()) {
+                if let Ok(pairs) = crate::dotenv::parse_dotenv(&text, &|k| process.get(k).cloned())
+                {
                     for (k, v) in pairs {
                         if let Some(v) = v {
                             env.insert(k, v);
@@ -198,13 +202,23 @@ impl<'a> Loader<'a> {
 
     /// `-f` files, else `COMPOSE_FILE`, else the default names in the start directory or the
     /// nearest parent that has one (with the matching override file).
-    fn config_files(&mut self, start: &Path, env: &BTreeMap<String, String>) -> Option<Vec<PathBuf>> {
+    fn config_files(
+        &mut self,
+        start: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Option<Vec<PathBuf>> {
         let o = self.options;
         if !o.files.is_empty() {
             return Some(
                 o.files
                     .iter()
-                    .map(|f| if f.as_os_str() == "-" { f.clone() } else { self.abs(f) })
+                    .map(|f| {
+                        if f.as_os_str() == "-" {
+                            f.clone()
+                        } else {
+                            self.abs(f)
+                        }
+                    })
                     .collect(),
             );
         }
@@ -245,7 +259,11 @@ impl<'a> Loader<'a> {
                     });
                 }
                 let mut files = vec![first.clone()];
-                if let Some(o) = OVERRIDE_FILES.iter().map(|n| dir.join(n)).find(|p| p.is_file()) {
+                if let Some(o) = OVERRIDE_FILES
+                    .iter()
+                    .map(|n| dir.join(n))
+                    .find(|p| p.is_file())
+                {
                     files.push(o);
                 }
                 return Some(files);
@@ -342,7 +360,11 @@ impl<'a> Loader<'a> {
             self.display_path(path)
         };
         let file = self.sources.add(shown, text);
-        let text = self.sources.get(file).map(|f| f.text.clone()).unwrap_or_default();
+        let text = self
+            .sources
+            .get(file)
+            .map(|f| f.text.clone())
+            .unwrap_or_default();
         let docs = match crate::yaml::parse(&text, file) {
             Ok(d) => d,
             Err(d) => {
@@ -350,13 +372,20 @@ impl<'a> Loader<'a> {
                 return None;
             }
         };
-        let before = self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let before = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         let mut tree: Option<Node> = None;
         for doc in docs {
             if !matches!(doc.value, Value::Map(_) | Value::Null) {
                 self.diagnostics.push(
                     Diagnostic::error(
-                        format!("a Compose file must be a mapping at the top level, found {}", doc.kind()),
+                        format!(
+                            "a Compose file must be a mapping at the top level, found {}",
+                            doc.kind()
+                        ),
                         doc.span,
                     )
                     .with_help("start the file with keys such as `services:`"),
@@ -380,7 +409,8 @@ impl<'a> Loader<'a> {
                 },
             });
         }
-        let mut tree = tree.unwrap_or_else(|| Node::map(Default::default(), Span::new(file, 1, 1, 1)));
+        let mut tree =
+            tree.unwrap_or_else(|| Node::map(Default::default(), Span::new(file, 1, 1, 1)));
         if self.errors_since(before) {
             return None;
         }
@@ -393,10 +423,13 @@ impl<'a> Loader<'a> {
         if self.errors_since(before) {
             return None;
         }
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| base.to_path_buf());
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| base.to_path_buf());
         self.file_stack.push(path.to_path_buf());
         crate::extends::apply(self, &mut tree, path, &dir);
-        crate::include::apply(self, &mut tree, path, &dir);
+        crate::include::apply(self, &mut tree, &dir);
         self.file_stack.pop();
         if self.errors_since(before) {
             return None;
@@ -405,7 +438,11 @@ impl<'a> Loader<'a> {
     }
 
     fn errors_since(&self, before: usize) -> bool {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count() > before
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+            > before
     }
 
     /// Interpolates every string value (not keys) of a file's tree.
@@ -417,7 +454,9 @@ impl<'a> Loader<'a> {
     }
 
     fn project_name(&mut self, merged: &Node, project_dir: &Path) -> Option<String> {
-        let from_top = merged.get("name").and_then(|n| n.scalar_text().map(|s| (s, n.span)));
+        let from_top = merged
+            .get("name")
+            .and_then(|n| n.scalar_text().map(|s| (s, n.span)));
         let explicit = self
             .options
             .project_name
@@ -470,23 +509,19 @@ pub(crate) fn interpolate_node(
     errors: &mut Vec<Diagnostic>,
 ) {
     match &mut node.value {
-        Value::Str(s) => {
-            if s.contains('$') {
-                match crate::interpolate::interpolate(s, lookup) {
-                    Ok(v) => *s = v,
-                    Err(e) => errors.push(
-                        Diagnostic::error(e.message.clone(), node.span).with_help(match e.kind {
-                            crate::interpolate::InterpolationErrorKind::Required { variable } => {
-                                format!("set {variable} in the environment or in the .env file")
-                            }
-                            crate::interpolate::InterpolationErrorKind::InvalidTemplate => {
-                                "write a literal `$` as `$$`".to_string()
-                            }
-                        }),
-                    ),
-                }
-            }
-        }
+        Value::Str(s) if s.contains('$') => match crate::interpolate::interpolate(s, lookup) {
+            Ok(v) => *s = v,
+            Err(e) => errors.push(Diagnostic::error(e.message.clone(), node.span).with_help(
+                match e.kind {
+                    crate::interpolate::InterpolationErrorKind::Required { variable } => {
+                        format!("set {variable} in the environment or in the .env file")
+                    }
+                    crate::interpolate::InterpolationErrorKind::InvalidTemplate => {
+                        "write a literal `$` as `$$`".to_string()
+                    }
+                },
+            )),
+        },
         Value::Seq(items) => {
             for item in items {
                 interpolate_node(item, lookup, errors);

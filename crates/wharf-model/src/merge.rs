@@ -26,11 +26,15 @@ pub fn merge(base: Node, over: Node, path: &mut Vec<String>) -> Result<Node, Dia
     match (base.value, over.value) {
         (Value::Map(b), Value::Map(o)) => {
             if is_logging(path) {
-                let driver = |m: &Mapping| m.get("driver").and_then(|e| e.node.as_str()).map(str::to_string);
-                if let (Some(bd), Some(od)) = (driver(&b), driver(&o)) {
-                    if bd != od {
-                        return Ok(Node::map(o, span));
-                    }
+                let driver = |m: &Mapping| {
+                    m.get("driver")
+                        .and_then(|e| e.node.as_str())
+                        .map(str::to_string)
+                };
+                if let (Some(bd), Some(od)) = (driver(&b), driver(&o))
+                    && bd != od
+                {
+                    return Ok(Node::map(o, span));
                 }
             }
             let mut merged = b;
@@ -147,10 +151,22 @@ fn identity(path: &[String]) -> Option<KeyOf> {
         ["secrets"] => Some(|n| mount_key(n, "/run/secrets/")),
         ["configs"] => Some(|n| mount_key(n, "/")),
         ["env_file"] => Some(|n| field(n, "path")),
-        ["expose"] | ["dns"] | ["dns_search"] | ["dns_opt"] | ["cap_add"] | ["cap_drop"]
-        | ["profiles"] | ["devices"] | ["tmpfs"] | ["links"] | ["extra_hosts"]
-        | ["security_opt"] | ["networks", _, "aliases"] | ["networks", _, "link_local_ips"]
-        | ["build", "tags"] | ["build", "platforms"] => Some(text),
+        ["expose"]
+        | ["dns"]
+        | ["dns_search"]
+        | ["dns_opt"]
+        | ["cap_add"]
+        | ["cap_drop"]
+        | ["profiles"]
+        | ["devices"]
+        | ["tmpfs"]
+        | ["links"]
+        | ["extra_hosts"]
+        | ["security_opt"]
+        | ["networks", _, "aliases"]
+        | ["networks", _, "link_local_ips"]
+        | ["build", "tags"]
+        | ["build", "platforms"] => Some(text),
         _ => None,
     }
 }
@@ -174,9 +190,19 @@ fn port_key(n: &Node) -> String {
     if n.as_map().is_none() {
         return text(n);
     }
-    let host = n.get("host_ip").and_then(Node::scalar_text).unwrap_or_else(|| "0.0.0.0".into());
-    let protocol = n.get("protocol").and_then(Node::scalar_text).unwrap_or_else(|| "tcp".into());
-    format!("{host}:{}:{}/{protocol}", field(n, "published"), field(n, "target"))
+    let host = n
+        .get("host_ip")
+        .and_then(Node::scalar_text)
+        .unwrap_or_else(|| "0.0.0.0".into());
+    let protocol = n
+        .get("protocol")
+        .and_then(Node::scalar_text)
+        .unwrap_or_else(|| "tcp".into());
+    format!(
+        "{host}:{}:{}/{protocol}",
+        field(n, "published"),
+        field(n, "target")
+    )
 }
 
 fn dedupe(items: Vec<Node>, key_of: KeyOf) -> Vec<Node> {
@@ -234,7 +260,15 @@ mod tests {
             "services:\n  web:\n    command: [a, b]\n",
             "services:\n  web:\n    command: [c]\n",
         );
-        assert_eq!(svc(&n, "web").get("command").unwrap().as_seq().unwrap().len(), 1);
+        assert_eq!(
+            svc(&n, "web")
+                .get("command")
+                .unwrap()
+                .as_seq()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -277,7 +311,11 @@ mod tests {
             "services:\n  web:\n    logging: {driver: json-file, options: {max-size: 1m}}\n",
             "services:\n  web:\n    logging: {driver: syslog, options: {tag: x}}\n",
         );
-        let opts = svc(&n, "web").get("logging").unwrap().get("options").unwrap();
+        let opts = svc(&n, "web")
+            .get("logging")
+            .unwrap()
+            .get("options")
+            .unwrap();
         assert!(opts.get("max-size").is_none());
     }
 
@@ -289,6 +327,10 @@ mod tests {
             &mut Vec::new(),
         )
         .unwrap_err();
-        assert!(e.message.starts_with("cannot merge `services.web.build`"), "{}", e.message);
+        assert!(
+            e.message.starts_with("cannot merge `services.web.build`"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -271,7 +271,9 @@ pub enum RestartPolicy {
     No,
     Always,
     /// Restart after a non-zero exit, at most `max_retries` times when given.
-    OnFailure { max_retries: Option<u64> },
+    OnFailure {
+        max_retries: Option<u64>,
+    },
     UnlessStopped,
 }
 

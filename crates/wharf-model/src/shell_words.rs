@@ -29,13 +29,20 @@ enum Word {
 
 /// Splits a Compose command string into its arguments, as go-shellwords v1.0.12 does.
 pub fn split_command(s: &str) -> Result<Vec<String>, String> {
+    split_command_with_rest(s).map(|(args, _)| args)
+}
+
+/// Like [`split_command`], and also returns what Docker Compose silently drops: the rest of the
+/// string from the first unquoted `;`, `&`, `|`, `<` or `>` on, if any.
+pub fn split_command_with_rest(s: &str) -> Result<(Vec<String>, Option<&str>), String> {
+    let mut rest = None;
     let mut args = Vec::new();
     let mut buf = String::new();
     let mut word = Word::None;
     let (mut escaped, mut single, mut double, mut backquote, mut dollar) =
         (false, false, false, false, false);
 
-    for c in s.chars() {
+    for (at, c) in s.char_indices() {
         if escaped {
             buf.push(c);
             escaped = false;
@@ -89,6 +96,7 @@ pub fn split_command(s: &str) -> Result<Vec<String>, String> {
                     // A file-descriptor redirection such as `2>`: the digits are not a word.
                     word = Word::None;
                 }
+                rest = Some(&s[at..]);
                 break;
             }
             _ => {}
@@ -112,7 +120,7 @@ pub fn split_command(s: &str) -> Result<Vec<String>, String> {
     } else if dollar {
         "unbalanced parentheses"
     } else {
-        return Ok(args);
+        return Ok((args, rest));
     };
     Err(format!("invalid command line {s:?}: {problem}"))
 }
@@ -134,6 +142,14 @@ mod tests {
             Ok(v) => panic!("{s:?} should fail, got {v:?}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn reports_the_dropped_rest() {
+        let (args, rest) = split_command_with_rest("echo a && echo b").unwrap();
+        assert_eq!(args, ["echo", "a"]);
+        assert_eq!(rest, Some("&& echo b"));
+        assert_eq!(split_command_with_rest("sh -c 'a && b'").unwrap().1, None);
     }
 
     #[test]

@@ -16,11 +16,17 @@ fn edges(p: &Project, name: &str) -> Vec<String> {
     let Some(s) = p.services.get(name) else {
         return Vec::new();
     };
-    let mut out: Vec<String> = s.depends_on.keys().filter(|d| p.services.contains_key(*d)).cloned().collect();
-    if let Some(NetworkMode::Service(x)) = &s.network_mode {
-        if p.services.contains_key(x) && !out.contains(x) {
-            out.push(x.clone());
-        }
+    let mut out: Vec<String> = s
+        .depends_on
+        .keys()
+        .filter(|d| p.services.contains_key(*d))
+        .cloned()
+        .collect();
+    if let Some(NetworkMode::Service(x)) = &s.network_mode
+        && p.services.contains_key(x)
+        && !out.contains(x)
+    {
+        out.push(x.clone());
     }
     out
 }
@@ -34,13 +40,18 @@ fn check_cycles(p: &Project, errors: &mut Vec<Diagnostic>) {
         Grey,
         Black,
     }
-    let mut colour: BTreeMap<&str, Colour> = p.services.keys().map(|k| (k.as_str(), Colour::White)).collect();
+    let mut colour: BTreeMap<&str, Colour> = p
+        .services
+        .keys()
+        .map(|k| (k.as_str(), Colour::White))
+        .collect();
     for start in p.services.keys() {
         if colour[start.as_str()] != Colour::White {
             continue;
         }
         // Stack of (service, its edges, next edge index).
-        let mut stack: Vec<(String, Vec<String>, usize)> = vec![(start.clone(), edges(p, start), 0)];
+        let mut stack: Vec<(String, Vec<String>, usize)> =
+            vec![(start.clone(), edges(p, start), 0)];
         colour.insert(start.as_str(), Colour::Grey);
         while let Some((node, next_edges, i)) = stack.last_mut() {
             if *i >= next_edges.len() {
@@ -64,7 +75,8 @@ fn check_cycles(p: &Project, errors: &mut Vec<Diagnostic>) {
                 }
                 Colour::Grey => {
                     let from = stack.iter().position(|(n, _, _)| *n == next).unwrap_or(0);
-                    let mut cycle: Vec<&str> = stack[from..].iter().map(|(n, _, _)| n.as_str()).collect();
+                    let mut cycle: Vec<&str> =
+                        stack[from..].iter().map(|(n, _, _)| n.as_str()).collect();
                     cycle.push(key);
                     let first = &p.services[cycle[0]];
                     let second = cycle.get(1).copied().unwrap_or(cycle[0]);
@@ -92,8 +104,9 @@ fn check_cycles(p: &Project, errors: &mut Vec<Diagnostic>) {
 }
 
 fn check_published_ports(p: &Project, errors: &mut Vec<Diagnostic>) {
-    // (protocol, port) -> (host ip, service, span)
-    let mut seen: BTreeMap<(String, u16), Vec<(String, String, crate::node::Span)>> = BTreeMap::new();
+    // (protocol, port) -> who publishes it: (host ip, service, span)
+    type Publisher = (String, String, crate::node::Span);
+    let mut seen: BTreeMap<(String, u16), Vec<Publisher>> = BTreeMap::new();
     for s in p.services.values() {
         for port in &s.ports {
             let ip = port.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into());
@@ -101,7 +114,11 @@ fn check_published_ports(p: &Project, errors: &mut Vec<Diagnostic>) {
                 let key = (port.protocol.clone(), host_port);
                 let entries = seen.entry(key).or_default();
                 let clash = entries.iter().find(|(other_ip, _, _)| {
-                    *other_ip == ip || other_ip == "0.0.0.0" || ip == "0.0.0.0" || other_ip == "::" || ip == "::"
+                    *other_ip == ip
+                        || other_ip == "0.0.0.0"
+                        || ip == "0.0.0.0"
+                        || other_ip == "::"
+                        || ip == "::"
                 });
                 if let Some((other_ip, other, other_span)) = clash {
                     let place = if other_span.is_synthetic() {

@@ -7,7 +7,6 @@
 //! Anchors, aliases and merge keys (`<<: *base`, `<<: [*a, *b]`) are expanded here, so later steps
 //! never see them. A file with several documents yields one tree per document.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Tag as YamlTag};
@@ -42,7 +41,12 @@ pub fn parse(text: &str, file: FileId) -> Result<Vec<Node>, Diagnostic> {
         } else {
             1
         };
-        let at = Span::new(file, start.line() as u32, start.col() as u32 + 1, len as u32);
+        let at = Span::new(
+            file,
+            start.line() as u32,
+            start.col() as u32 + 1,
+            len as u32,
+        );
         builder.event(event, at)?;
     }
     Ok(builder.documents)
@@ -95,13 +99,16 @@ impl Builder {
                 }
                 // An alias used as a key, or a value: either way the aliased node at this place.
                 let mut node = node;
-                node.span = Span { len: node.span.len, ..span };
+                node.span = Span {
+                    len: node.span.len,
+                    ..span
+                };
                 self.push_value(node, span, false)
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = self.tag(tag.as_deref(), span)?;
-                let value = resolve_scalar(&text, style, tag.1)
-                    .map_err(|m| Diagnostic::error(m, span))?;
+                let value =
+                    resolve_scalar(&text, style, tag.1).map_err(|m| Diagnostic::error(m, span))?;
                 let node = Node {
                     value,
                     span,
@@ -273,11 +280,10 @@ impl Builder {
             "!!map" | "!!seq" | "tag:yaml.org,2002:map" | "tag:yaml.org,2002:seq" => {
                 Ok((Tag::None, None))
             }
-            _ => Err(Diagnostic::error(
-                format!("unsupported YAML tag `{full}`"),
-                span,
-            )
-            .with_help("Compose files accept the tags `!reset` and `!override` only")),
+            _ => Err(
+                Diagnostic::error(format!("unsupported YAML tag `{full}`"), span)
+                    .with_help("Compose files accept the tags `!reset` and `!override` only"),
+            ),
         }
     }
 }
@@ -329,8 +335,7 @@ enum CoreTag {
     Null,
 }
 
-fn resolve_scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<CoreTag>) -> Result<Value, String> {
-    let s: &str = text;
+fn resolve_scalar(s: &str, style: ScalarStyle, tag: Option<CoreTag>) -> Result<Value, String> {
     match tag {
         Some(CoreTag::Str) => return Ok(Value::Str(s.to_string())),
         Some(CoreTag::Null) => return Ok(Value::Null),
@@ -479,7 +484,9 @@ mod tests {
 
     #[test]
     fn resolves_scalars_like_compose() {
-        let n = one("a: yes\nb: true\nc: 0755\nd: 1_000\ne: 1.5\nf: ~\ng: '8080'\nh: 8080:80\ni: 0x1F\nj: .5\n");
+        let n = one(
+            "a: yes\nb: true\nc: 0755\nd: 1_000\ne: 1.5\nf: ~\ng: '8080'\nh: 8080:80\ni: 0x1F\nj: .5\n",
+        );
         let get = |k: &str| n.get(k).unwrap().value.clone();
         assert_eq!(get("a"), Value::Str("yes".into()));
         assert_eq!(get("b"), Value::Bool(true));
@@ -496,8 +503,17 @@ mod tests {
     #[test]
     fn positions_are_one_based() {
         let n = one("services:\n  web:\n    image: nginx\n");
-        let web = n.get("services").unwrap().as_map().unwrap().get("web").unwrap();
-        assert_eq!((web.key_span.line, web.key_span.col, web.key_span.len), (2, 3, 3));
+        let web = n
+            .get("services")
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .get("web")
+            .unwrap();
+        assert_eq!(
+            (web.key_span.line, web.key_span.col, web.key_span.len),
+            (2, 3, 3)
+        );
         let image = web.node.as_map().unwrap().get("image").unwrap();
         assert_eq!((image.node.span.line, image.node.span.col), (3, 12));
     }
@@ -512,7 +528,10 @@ mod tests {
         assert_eq!(a.get("image").unwrap().as_str(), Some("app"));
         assert_eq!(a.get("restart").unwrap().as_str(), Some("no"));
         assert!(a.get("<<").is_none());
-        assert_eq!(services.get("b").unwrap().get("restart").unwrap().as_str(), Some("always"));
+        assert_eq!(
+            services.get("b").unwrap().get("restart").unwrap().as_str(),
+            Some("always")
+        );
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub struct ProjectFlags {
     #[arg(long, global = true, value_name = "DIR")]
     pub project_directory: Option<PathBuf>,
     /// Enable services of this profile (repeatable; default: COMPOSE_PROFILES)
-    #[arg(long = "profile", id = "profile", global = true, value_name = "PROFILE")]
+    #[arg(
+        long = "profile",
+        id = "profile",
+        global = true,
+        value_name = "PROFILE"
+    )]
     pub profiles: Vec<String>,
     /// Environment file(s) for interpolation instead of the project directory's .env
     #[arg(long = "env-file", global = true, value_name = "FILE")]
