@@ -380,7 +380,11 @@ fn canonical_volume(
                 }
                 match spec.kind {
                     VolumeKind::Bind => {
+                        // compose-go's `ServiceVolumeBind` field order.
                         let mut b = Mapping::new();
+                        if let Some(z) = spec.selinux {
+                            b.insert("selinux".into(), entry(Node::string(z, span), span));
+                        }
                         if let Some(p) = spec.propagation {
                             b.insert("propagation".into(), entry(Node::string(p, span), span));
                         }
@@ -388,9 +392,6 @@ fn canonical_volume(
                             "create_host_path".into(),
                             entry(Node::new(Value::Bool(true), span), span),
                         );
-                        if let Some(z) = spec.selinux {
-                            b.insert("selinux".into(), entry(Node::string(z, span), span));
-                        }
                         m.insert("bind".into(), entry(Node::map(b, span), span));
                     }
                     VolumeKind::Volume => {
@@ -477,6 +478,22 @@ pub fn clean(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Regression: `selinux` came after `create_host_path`; compose-go writes it first.
+    #[test]
+    fn short_bind_options_in_compose_go_order() {
+        let mut node = Node::string(
+            "./data:/data:ro,z,rslave",
+            Span::new(crate::node::FileId(0), 1, 1, 1),
+        );
+        canonical_volume(&mut node, Path::new("/srv"), None, &mut Vec::new());
+        let bind = node
+            .get("bind")
+            .and_then(Node::as_map)
+            .expect("a bind block");
+        let keys: Vec<&String> = bind.keys().collect();
+        assert_eq!(keys, ["selinux", "propagation", "create_host_path"]);
+    }
 
     #[test]
     fn absolutize_joins_and_cleans() {

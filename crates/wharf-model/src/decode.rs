@@ -53,6 +53,7 @@ pub(crate) fn decode(
         errors: Vec::new(),
         env: &loader.env,
         project: &name,
+        working_dir: &loader.options.working_dir,
     };
     let empty = Mapping::new();
     let top = root.as_map().unwrap_or(&empty);
@@ -141,7 +142,7 @@ pub(crate) fn decode(
         );
     }
 
-    let project = Project {
+    let mut project = Project {
         name: name.clone(),
         working_dir,
         files,
@@ -157,13 +158,94 @@ pub(crate) fn decode(
     let mut errors = d.errors;
     check_references(&project, &service_entries, &mut errors);
     loader.diagnostics.extend(errors);
+    add_implied_dependencies(&mut project);
+    remove_unused_resources(&mut project);
     Some(project)
+}
+
+/// Docker Compose adds a dependency on every service a service refers to outside `depends_on`:
+/// `network_mode`, `ipc`, `pid`, `uts` or `cgroup` set to `service:x` and `links` (restarted with
+/// it), and `volumes_from` (not restarted). An explicit `depends_on` entry wins. Only services that
+/// exist are added: a reference to anything else was reported by [`check_references`].
+fn add_implied_dependencies(project: &mut Project) {
+    let names: BTreeSet<String> = project.services.keys().cloned().collect();
+    for s in project.services.values_mut() {
+        let mut implied: Vec<(String, bool, Span)> = Vec::new();
+        let span_of = |k: &str| s.key_spans.get(k).copied().unwrap_or(s.span);
+        if let Some(NetworkMode::Service(x)) = &s.network_mode {
+            implied.push((x.clone(), true, span_of("network_mode")));
+        }
+        for key in ["ipc", "pid", "uts", "cgroup"] {
+            if let Some(x) = s
+                .extra
+                .get(key)
+                .and_then(Json::as_str)
+                .and_then(|v| v.strip_prefix("service:"))
+            {
+                implied.push((x.to_string(), true, span_of(key)));
+            }
+        }
+        for (key, restart) in [("links", true), ("volumes_from", false)] {
+            if let Some(Json::Array(items)) = s.extra.get(key) {
+                for item in items.iter().filter_map(Json::as_str) {
+                    if key == "volumes_from" && item.starts_with("container:") {
+                        continue;
+                    }
+                    let name = item.split(':').next().unwrap_or(item);
+                    implied.push((name.to_string(), restart, span_of(key)));
+                }
+            }
+        }
+        for (name, restart, span) in implied {
+            if names.contains(&name) && name != s.name {
+                s.depends_on.entry(name).or_insert(Dependency {
+                    condition: Condition::Started,
+                    restart,
+                    required: true,
+                    span,
+                });
+            }
+        }
+    }
+}
+
+/// Docker Compose leaves out of the project the networks, volumes, secrets and configs that no
+/// enabled service uses (compose-go's `WithoutUnnecessaryResources`, applied unless
+/// `--all-resources` is given): those of services disabled by their profiles, and those declared
+/// and never used.
+fn remove_unused_resources(project: &mut Project) {
+    let mut networks = BTreeSet::new();
+    let mut volumes = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    let mut configs = BTreeSet::new();
+    for s in project.services.values() {
+        networks.extend(s.networks.keys().cloned());
+        for v in &s.volumes {
+            if let (VolumeType::Volume, Some(source)) = (v.kind, &v.source) {
+                volumes.insert(source.clone());
+            }
+        }
+        secrets.extend(s.secrets.iter().map(|r| r.source.clone()));
+        if let Some(Json::Array(items)) = s.build.as_ref().and_then(|b| b.extra.get("secrets")) {
+            for item in items {
+                let source = item.get("source").or(Some(item)).and_then(Json::as_str);
+                secrets.extend(source.map(String::from));
+            }
+        }
+        configs.extend(s.configs.iter().map(|r| r.source.clone()));
+    }
+    project.networks.retain(|k, _| networks.contains(k));
+    project.volumes.retain(|k, _| volumes.contains(k));
+    project.secrets.retain(|k, _| secrets.contains(k));
+    project.configs.retain(|k, _| configs.contains(k));
 }
 
 struct Decoder<'a> {
     errors: Vec<Diagnostic>,
     env: &'a BTreeMap<String, String>,
     project: &'a str,
+    /// The directory paths in messages are shown relative to.
+    working_dir: &'a std::path::Path,
 }
 
 impl Decoder<'_> {
@@ -313,22 +395,25 @@ impl Decoder<'_> {
         let command = get("command").and_then(|n| self.command(n, &what("command")));
         let entrypoint = get("entrypoint").and_then(|n| self.command(n, &what("entrypoint")));
 
-        // env_file contents first, `environment` over them; values declared without one come
-        // from the project environment.
+        // As compose-go's `WithServicesEnvironmentResolved`: `environment` values declared without
+        // one come from the project environment; the env files are read next (a variable in them
+        // is looked up in the project environment, then in `environment`); `environment` is
+        // applied over them.
+        let declared: BTreeMap<String, Option<String>> = self
+            .optional_string_map(get("environment"))
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.or_else(|| self.env.get(&k).cloned());
+                (k, v)
+            })
+            .collect();
         let mut environment: BTreeMap<String, Option<String>> = BTreeMap::new();
         if let Some(Value::Seq(files)) = get("env_file").map(|n| &n.value) {
             for f in files {
-                self.env_file(name, f, &mut environment);
+                self.env_file(name, f, &declared, &mut environment);
             }
         }
-        for (k, v) in self.optional_string_map(get("environment")) {
-            environment.insert(k, v);
-        }
-        for (k, v) in environment.iter_mut() {
-            if v.is_none() {
-                *v = self.env.get(k).cloned();
-            }
-        }
+        environment.extend(declared);
 
         let ports = match get("ports").and_then(Node::as_seq) {
             Some(items) => items.iter().filter_map(|p| self.port(name, p)).collect(),
@@ -397,7 +482,14 @@ impl Decoder<'_> {
                 extra.insert(k.clone(), service_extra_json(k, &e.node));
             }
         }
-        let key_spans = m.iter().map(|(k, e)| (k.clone(), e.key_span)).collect();
+        let mut key_spans: BTreeMap<String, Span> =
+            m.iter().map(|(k, e)| (k.clone(), e.key_span)).collect();
+        // Where each network was named, for messages about one of them.
+        if let Some(nets) = get("networks").and_then(Node::as_map) {
+            for (net, e) in nets {
+                key_spans.insert(format!("networks.{net}"), e.key_span);
+            }
+        }
 
         Service {
             name: name.to_string(),
@@ -436,6 +528,7 @@ impl Decoder<'_> {
         &mut self,
         service: &str,
         f: &Node,
+        declared: &BTreeMap<String, Option<String>>,
         environment: &mut BTreeMap<String, Option<String>>,
     ) {
         let Some(path) = f.get("path").and_then(Node::scalar_text) else {
@@ -445,6 +538,11 @@ impl Decoder<'_> {
             .get("required")
             .and_then(|r| self.boolean(r, "`required`"))
             .unwrap_or(true);
+        // As the user would recognise it: relative to the working directory when below it.
+        let shown = std::path::Path::new(&path)
+            .strip_prefix(self.working_dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.clone());
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return,
@@ -455,14 +553,21 @@ impl Decoder<'_> {
                     e.to_string()
                 };
                 self.errors.push(
-                    Diagnostic::error(format!("env file {path} of service `{service}`: {reason}"), f.span)
+                    Diagnostic::error(format!("env file {shown} of service `{service}`: {reason}"), f.span)
                         .with_help("create the file, fix the path (relative to the project directory), or mark it `required: false`"),
                 );
                 return;
             }
         };
         let env = self.env;
-        match crate::dotenv::parse_dotenv(&text, &|k| env.get(k).cloned()) {
+        let earlier = &*environment;
+        let lookup = |k: &str| {
+            env.get(k)
+                .or_else(|| declared.get(k).and_then(Option::as_ref))
+                .or_else(|| earlier.get(k).and_then(Option::as_ref))
+                .cloned()
+        };
+        match crate::dotenv::parse_dotenv(&text, &lookup) {
             Ok(pairs) => {
                 // A bare `KEY` line that the environment does not define is dropped, as Docker
                 // Compose does (unlike `environment: [KEY]`, which stays as a key without value).
@@ -474,7 +579,7 @@ impl Decoder<'_> {
             }
             Err(e) => self.err(
                 format!(
-                    "env file {path} of service `{service}`, line {}: {}",
+                    "env file {shown} of service `{service}`, line {}: {}",
                     e.line, e.message
                 ),
                 f.span,
@@ -500,7 +605,16 @@ impl Decoder<'_> {
                 .and_then(Node::scalar_text)
                 .unwrap_or_default(),
             dockerfile: n.get("dockerfile").and_then(Node::scalar_text),
-            args: self.optional_string_map(n.get("args")),
+            // An argument without a value takes the project environment's, and is left out
+            // when that has none (compose-go's `resolve` with `keepEmpty` false).
+            args: self
+                .optional_string_map(n.get("args"))
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let v = v.or_else(|| self.env.get(&k).cloned())?;
+                    Some((k, Some(v)))
+                })
+                .collect(),
             target: n.get("target").and_then(Node::scalar_text),
             labels: self.string_map(n.get("labels")),
             extra,
@@ -583,6 +697,9 @@ impl Decoder<'_> {
             );
             return None;
         };
+        // Docker Compose cleans the target lexically (`path.Clean`): `/data/` is `/data`.
+        let target =
+            crate::canonical::path_string(&crate::canonical::clean(std::path::Path::new(&target)));
         let read_only = n
             .get("read_only")
             .and_then(|r| self.boolean(r, "`read_only`"))
@@ -594,6 +711,10 @@ impl Decoder<'_> {
                     options.insert(k.clone(), to_json(&e.node));
                 }
             }
+        }
+        // `tmpfs.size` is a compose-go `UnitBytes`: printed as a string of bytes.
+        if let Some(size) = options.get_mut("tmpfs").and_then(|t| t.get_mut("size")) {
+            *size = unit_bytes(size);
         }
         Some(ServiceVolume {
             kind,
@@ -929,6 +1050,17 @@ fn service_extra_json(key: &str, n: &Node) -> Json {
         "scale",
     ];
     const FLOATS: &[&str] = &["cpus", "cpu_percent"];
+    // compose-go's `UnitBytes` fields, written as a string of bytes.
+    const BYTES: &[&str] = &[
+        "mem_limit",
+        "mem_reservation",
+        "memswap_limit",
+        "mem_swappiness",
+        "shm_size",
+    ];
+    if BYTES.contains(&key) {
+        return unit_bytes(&to_json(n));
+    }
     if let Value::Str(s) = &n.value {
         if BOOLEANS.contains(&key)
             && let Ok(b) = s.to_ascii_lowercase().parse::<bool>()
@@ -953,9 +1085,112 @@ fn service_extra_json(key: &str, n: &Node) -> Json {
         {
             *r = Json::from(i);
         }
-        return j;
+        return deploy_json(j);
     }
     to_json(n)
+}
+
+/// A compose-go `UnitBytes` value (`512m`, `1gb`, `1024`) as it prints one: the number of bytes as
+/// a string. Anything that is not a byte size is kept as written.
+pub(crate) fn unit_bytes(v: &Json) -> Json {
+    let text = match v {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        other => return other.clone(),
+    };
+    if let Ok(i) = text.parse::<i64>() {
+        return Json::String(i.to_string());
+    }
+    match crate::byte_size::parse_bytes(&text) {
+        Ok(b) => Json::String(b.to_string()),
+        Err(_) => v.clone(),
+    }
+}
+
+/// `deploy` as compose-go prints its `DeployConfig`: fields in struct order, byte sizes as strings
+/// of bytes, CPUs as numbers, durations in Go's format.
+fn deploy_json(j: Json) -> Json {
+    fn ordered(j: Json, order: &[&str], each: &dyn Fn(&str, Json) -> Json) -> Json {
+        let Json::Object(mut m) = j else {
+            return j;
+        };
+        let mut out = JsonMap::new();
+        for key in order {
+            if let Some(v) = m.shift_remove(*key) {
+                out.insert((*key).to_string(), each(key, v));
+            }
+        }
+        out.extend(m);
+        Json::Object(out)
+    }
+    fn duration(v: Json) -> Json {
+        match v.as_str().map(crate::duration::parse_duration) {
+            Some(Ok(d)) => Json::String(crate::duration::format_duration(d)),
+            _ => v,
+        }
+    }
+    let resource = |_: &str, v: Json| {
+        ordered(
+            v,
+            &["cpus", "memory", "pids", "devices", "generic_resources"],
+            &|k, v| match k {
+                "memory" => unit_bytes(&v),
+                "cpus" => match v
+                    .as_str()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .and_then(serde_json::Number::from_f64)
+                {
+                    Some(n) => Json::Number(n),
+                    None => v,
+                },
+                _ => v,
+            },
+        )
+    };
+    let update = |_: &str, v: Json| {
+        let order = [
+            "parallelism",
+            "delay",
+            "failure_action",
+            "monitor",
+            "max_failure_ratio",
+            "order",
+        ];
+        ordered(v, &order, &|k, v| {
+            if k == "delay" || k == "monitor" {
+                duration(v)
+            } else {
+                v
+            }
+        })
+    };
+    let order = [
+        "mode",
+        "replicas",
+        "labels",
+        "update_config",
+        "rollback_config",
+        "resources",
+        "restart_policy",
+        "placement",
+        "endpoint_mode",
+    ];
+    ordered(j, &order, &|k, v| match k {
+        "update_config" | "rollback_config" => update(k, v),
+        "resources" => ordered(v, &["limits", "reservations"], &resource),
+        "restart_policy" => ordered(
+            v,
+            &["condition", "delay", "max_attempts", "window"],
+            &|k, v| {
+                if k == "delay" || k == "window" {
+                    duration(v)
+                } else {
+                    v
+                }
+            },
+        ),
+        _ => v,
+    })
 }
 
 /// Every reference from a service to another object resolves: other services (depends_on,
@@ -1033,7 +1268,10 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
                 if !p.networks.contains_key(net) {
                     let mut d = Diagnostic::error(
                         format!("service `{}` refers to undefined network `{net}`", s.name),
-                        key_span("networks"),
+                        s.key_spans
+                            .get(&format!("networks.{net}"))
+                            .copied()
+                            .unwrap_or_else(|| key_span("networks")),
                     );
                     d = match suggest(net, p.networks.keys().map(String::as_str)) {
                         Some(sug) => d.with_help(format!("did you mean `{sug}`?")),
@@ -1097,5 +1335,164 @@ fn check_references(p: &Project, entries: &Mapping, errors: &mut Vec<Diagnostic>
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{LoadOptions, load};
+
+    /// Loads `compose.yaml` with `files` beside it in a fresh directory.
+    fn project(files: &[(&str, &str)], env: &[(&str, &str)]) -> Project {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("written");
+        }
+        let options = LoadOptions {
+            working_dir: dir.path().to_path_buf(),
+            environment: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..LoadOptions::default()
+        };
+        match load(&options) {
+            Ok(l) => l.project,
+            Err(d) => panic!("{d}"),
+        }
+    }
+
+    #[test]
+    fn shared_namespaces_links_and_volumes_from_imply_dependencies() {
+        let p = project(
+            &[(
+                "compose.yaml",
+                "services:\n  vpn: {image: v}\n  data: {image: d}\n  db: {image: p}\n  w:\n    image: w\n    network_mode: service:vpn\n    volumes_from: [data]\n    links: ['db:database']\n    depends_on:\n      vpn: {condition: service_healthy}\n",
+            )],
+            &[],
+        );
+        let deps = &p.services["w"].depends_on;
+        assert_eq!(
+            deps["vpn"].condition,
+            Condition::Healthy,
+            "an explicit entry wins"
+        );
+        assert!(!deps["vpn"].restart);
+        assert!(deps["db"].restart && deps["db"].required);
+        assert!(!deps["data"].restart && deps["data"].required);
+    }
+
+    #[test]
+    fn resources_no_enabled_service_uses_are_left_out() {
+        let p = project(
+            &[(
+                "compose.yaml",
+                "services:\n  a: {image: a, volumes: ['used:/u'], networks: [front]}\n  b: {image: b, profiles: [dev], volumes: ['dev:/d'], networks: [tools]}\nnetworks: {front: {}, tools: {}, spare: {}}\nvolumes: {used: {}, dev: {}, spare: {}}\nsecrets: {s: {file: ./s}}\n",
+            )],
+            &[],
+        );
+        assert_eq!(p.networks.keys().collect::<Vec<_>>(), ["front"]);
+        assert_eq!(p.volumes.keys().collect::<Vec<_>>(), ["used"]);
+        assert!(p.secrets.is_empty());
+    }
+
+    #[test]
+    fn env_file_variables_come_from_the_project_then_from_environment() {
+        let p = project(
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  a:\n    image: a\n    env_file: a.env\n    environment: {HOST: db, PORT: '5432', USER: svc}\n",
+                ),
+                (
+                    "a.env",
+                    "URL=postgres://${USER}@${HOST}:${PORT}/x\nUSER=file\nBARE\n",
+                ),
+            ],
+            &[("HOST", "from-process")],
+        );
+        let env = &p.services["a"].environment;
+        assert_eq!(
+            env["URL"].as_deref(),
+            Some("postgres://svc@from-process:5432/x")
+        );
+        assert_eq!(
+            env["USER"].as_deref(),
+            Some("svc"),
+            "`environment` wins over the env file"
+        );
+        assert!(
+            !env.contains_key("BARE"),
+            "a bare key with no value anywhere is left out"
+        );
+    }
+
+    #[test]
+    fn build_args_without_a_value_take_the_environment_or_are_left_out() {
+        let p = project(
+            &[(
+                "compose.yaml",
+                "services:\n  a:\n    build:\n      context: .\n      args: [VERSION=1, PROXY, MIRROR]\n",
+            )],
+            &[("PROXY", "http://proxy")],
+        );
+        let args = &p.services["a"].build.as_ref().expect("a build").args;
+        assert_eq!(args.get("VERSION"), Some(&Some("1".to_string())));
+        assert_eq!(args.get("PROXY"), Some(&Some("http://proxy".to_string())));
+        assert!(!args.contains_key("MIRROR"));
+    }
+
+    #[test]
+    fn volume_targets_are_cleaned() {
+        let p = project(
+            &[(
+                "compose.yaml",
+                "services:\n  a:\n    image: a\n    volumes: ['./x:/srv/data/', {type: tmpfs, target: /run//a/., tmpfs: {size: 1m}}]\n",
+            )],
+            &[],
+        );
+        let v = &p.services["a"].volumes;
+        assert_eq!(v[0].target, "/srv/data");
+        assert_eq!(v[1].target, "/run/a");
+        assert_eq!(
+            v[1].options["tmpfs"]["size"],
+            Json::String("1048576".into())
+        );
+    }
+
+    #[test]
+    fn byte_sizes_and_deploy_print_as_compose_go_does() {
+        let p = project(
+            &[(
+                "compose.yaml",
+                "services:\n  a:\n    image: a\n    mem_limit: 512m\n    shm_size: 1073741824\n    deploy:\n      restart_policy: {window: 120s, condition: on-failure, delay: 5s}\n      resources: {limits: {memory: 1g, cpus: '0.5'}}\n      replicas: '2'\n",
+            )],
+            &[],
+        );
+        let s = &p.services["a"];
+        assert_eq!(s.extra["mem_limit"], Json::String("536870912".into()));
+        assert_eq!(s.extra["shm_size"], Json::String("1073741824".into()));
+        let deploy = &s.extra["deploy"];
+        let keys: Vec<&String> = deploy.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["replicas", "resources", "restart_policy"]);
+        assert_eq!(
+            deploy["resources"]["limits"]["memory"],
+            Json::String("1073741824".into())
+        );
+        assert_eq!(
+            deploy["resources"]["limits"]["cpus"],
+            serde_json::json!(0.5)
+        );
+        let policy: Vec<&String> = deploy["restart_policy"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(policy, ["condition", "delay", "window"]);
+        assert_eq!(
+            deploy["restart_policy"]["window"],
+            Json::String("2m0s".into())
+        );
     }
 }

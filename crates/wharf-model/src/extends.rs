@@ -122,7 +122,7 @@ fn resolve(
                 .and_then(Node::as_map)
                 .cloned()
                 .unwrap_or_default();
-            check_target(
+            if let Err(d) = check_target(
                 loader,
                 &other_services,
                 &other,
@@ -130,7 +130,9 @@ fn resolve(
                 name,
                 &extends,
                 stack,
-            )?;
+            ) {
+                return Err(forget_chain(d, stack, cache));
+            }
             resolve(
                 loader,
                 &other_services,
@@ -142,7 +144,9 @@ fn resolve(
             )
         }
         _ => {
-            check_target(loader, services, file, &target, name, &extends, stack)?;
+            if let Err(d) = check_target(loader, services, file, &target, name, &extends, stack) {
+                return Err(forget_chain(d, stack, cache));
+            }
             resolve(loader, services, file, dir, &target, stack, cache)
         }
     };
@@ -158,6 +162,16 @@ fn resolve(
     let merged = crate::merge::merge(base, node, &mut path)?;
     cache.push((key, merged.clone()));
     Ok(merged)
+}
+
+/// After a broken `extends` (a cycle, a missing service), every service on the chain that led to
+/// it resolves to nothing, so that the mistake is reported once and not again for each service
+/// on the chain (or on the cycle).
+fn forget_chain(d: Diagnostic, stack: &[(PathBuf, String)], cache: &mut Cache) -> Diagnostic {
+    for key in stack {
+        cache.push((key.clone(), Node::null(crate::node::Span::synthetic())));
+    }
+    d
 }
 
 fn check_target(
@@ -191,7 +205,10 @@ fn check_target(
         chain.push(format!("`{target}`"));
         return Err(Diagnostic::error(
             format!("`extends` cycle: {}", chain.join(" extends ")),
-            extends.span,
+            extends
+                .get("service")
+                .map(|n| n.span)
+                .unwrap_or(extends.span),
         )
         .with_help("a service cannot extend itself, directly or through others"));
     }
@@ -203,5 +220,43 @@ impl Loader<'_> {
     /// directory.
     fn load_file_for_extends(&mut self, path: &Path, dir: &Path) -> Option<Node> {
         self.load_file(path, dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load::{LoadOptions, load};
+
+    fn errors(text: &str) -> Vec<String> {
+        let options = LoadOptions {
+            files: vec!["-".into()],
+            stdin: Some(text.to_string()),
+            working_dir: "/nonexistent-wharf-test".into(),
+            ..LoadOptions::default()
+        };
+        match load(&options) {
+            Ok(_) => panic!("loads"),
+            Err(d) => d.errors().map(|e| e.message.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_cycle_is_reported_once_not_once_per_service_on_it() {
+        let e = errors(
+            "services:\n  a: {extends: b, image: x}\n  b: {extends: c}\n  c: {extends: a}\n",
+        );
+        assert_eq!(
+            e,
+            ["`extends` cycle: `a` extends `b` extends `c` extends `a`"]
+        );
+    }
+
+    #[test]
+    fn a_missing_base_is_reported_once_not_again_for_services_built_on_it() {
+        let e = errors("services:\n  web: {extends: bse, image: x}\n  api: {extends: web}\n");
+        assert_eq!(
+            e,
+            ["service `web` extends `bse`, which is not defined in <stdin>"],
+        );
     }
 }

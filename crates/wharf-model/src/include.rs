@@ -2,8 +2,9 @@
 //!
 //! Each entry names one or more files (merged together), an optional project directory (default:
 //! the directory of its first file) against which its relative paths resolve, and optional env
-//! files (default: `.env` in that directory) whose values apply over the including project's
-//! environment for its interpolation. Its services, networks, volumes, secrets and configs are
+//! files (default: `.env` in that directory) whose values add to the including project's
+//! environment for its interpolation (a variable set on both sides keeps the including project's
+//! value, as in Docker Compose). Its services, networks, volumes, secrets and configs are
 //! added to the including file; one defined on both sides is an error unless both are identical.
 
 use std::path::{Path, PathBuf};
@@ -134,6 +135,9 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, dir: &Path) -> Option<Node> 
         (env_files, true)
     };
     let saved_env = loader.env.clone();
+    // As compose-go's `GetEnvFromFile`: later files win, and a variable in a file is looked up in
+    // the including project's environment, then in the files read before.
+    let mut from_files: std::collections::BTreeMap<String, String> = Default::default();
     for env_file in env_files {
         let text = match std::fs::read_to_string(&env_file) {
             Ok(t) => t,
@@ -149,12 +153,15 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, dir: &Path) -> Option<Node> 
                 return None;
             }
         };
-        let env = loader.env.clone();
-        match crate::dotenv::parse_dotenv(&text, &|k| env.get(k).cloned()) {
+        let (parent, earlier) = (&loader.env, &from_files);
+        let parsed = crate::dotenv::parse_dotenv(&text, &|k| {
+            parent.get(k).or_else(|| earlier.get(k)).cloned()
+        });
+        match parsed {
             Ok(pairs) => {
                 for (k, v) in pairs {
                     if let Some(v) = v {
-                        loader.env.insert(k, v);
+                        from_files.insert(k, v);
                     }
                 }
             }
@@ -166,10 +173,14 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, dir: &Path) -> Option<Node> 
                     format!("invalid env file: {}", e.message),
                     Span::new(id, e.line, 1, 1),
                 ));
-                loader.env = saved_env;
                 return None;
             }
         }
+    }
+    // The including project's environment wins over the include's env files (compose-go merges
+    // them with `Mapping.Merge`, which keeps the values already set).
+    for (k, v) in from_files {
+        loader.env.entry(k).or_insert(v);
     }
     let mut merged: Option<Node> = None;
     for p in &paths {
@@ -206,5 +217,42 @@ fn same(a: &Node, b: &Node) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
         (x, y) => x == y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load::{LoadOptions, load};
+
+    #[test]
+    fn the_including_environment_wins_over_the_include_env_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("created");
+            std::fs::write(path, text).expect("written");
+        };
+        write(
+            "compose.yaml",
+            "include:\n  - path: sub/compose.yaml\n    env_file: sub/sub.env\n",
+        );
+        write(
+            "sub/compose.yaml",
+            "services:\n  a:\n    image: a:${TAG}-${ONLY}-${LATER}\n",
+        );
+        write(
+            "sub/sub.env",
+            "TAG=from-include\nONLY=${TAG}\nLATER=first\n",
+        );
+        let options = LoadOptions {
+            working_dir: dir.path().to_path_buf(),
+            environment: [("TAG".to_string(), "from-shell".to_string())].into(),
+            ..LoadOptions::default()
+        };
+        let p = load(&options).unwrap_or_else(|d| panic!("{d}")).project;
+        assert_eq!(
+            p.services["a"].image.as_deref(),
+            Some("a:from-shell-from-shell-first")
+        );
     }
 }

@@ -118,6 +118,9 @@ impl<'a> Loader<'a> {
 
     /// A path as shown in messages: relative to the working directory when below it.
     pub(crate) fn display_path(&self, p: &Path) -> PathBuf {
+        if p.as_os_str() == "-" {
+            return PathBuf::from("<stdin>");
+        }
         p.strip_prefix(&self.options.working_dir)
             .map(Path::to_path_buf)
             .unwrap_or_else(|_| p.to_path_buf())
@@ -354,11 +357,7 @@ impl<'a> Loader<'a> {
                 }
             }
         };
-        let shown = if path.as_os_str() == "-" {
-            PathBuf::from("<stdin>")
-        } else {
-            self.display_path(path)
-        };
+        let shown = self.display_path(path);
         let file = self.sources.add(shown, text);
         let text = self
             .sources

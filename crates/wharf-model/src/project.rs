@@ -24,6 +24,8 @@ pub struct Project {
     pub services: BTreeMap<String, Service>,
     /// Services whose profiles are not active, with their profiles.
     pub disabled_services: BTreeMap<String, Vec<String>>,
+    /// The networks, volumes, secrets and configs that enabled services use (Docker Compose leaves
+    /// the others out of the project).
     pub networks: BTreeMap<String, Network>,
     pub volumes: BTreeMap<String, Volume>,
     pub secrets: BTreeMap<String, FileObject>,
@@ -39,7 +41,8 @@ pub struct Service {
     pub name: String,
     /// Where the service is defined (its key in the first file that defines it).
     pub span: Span,
-    /// Where each of its keys was written, for messages about them.
+    /// Where each of its keys was written, for messages about them; `networks.<name>` is where it
+    /// names each network it joins.
     pub key_spans: BTreeMap<String, Span>,
     pub image: Option<String>,
     pub build: Option<Build>,
@@ -53,6 +56,8 @@ pub struct Service {
     pub ports: Vec<Port>,
     pub expose: Vec<String>,
     pub volumes: Vec<ServiceVolume>,
+    /// `depends_on`, with the dependencies Docker Compose implies (`network_mode: service:x`,
+    /// `links`, `volumes_from`, ...) added.
     pub depends_on: BTreeMap<String, Dependency>,
     pub healthcheck: Option<Healthcheck>,
     /// Networks the service joins (empty when `network_mode` is set).

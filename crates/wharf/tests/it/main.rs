@@ -1,0 +1,22 @@
+//! Integration tests of the `wharf` binary, run as a user runs it: the conformance cases of
+//! `testdata/` through `wharf config`, and bad inputs reported on standard error with their place.
+
+mod bad_input;
+mod config;
+
+use std::path::{Path, PathBuf};
+
+/// The top of the repository, where the cases' command lines run.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+/// `wharf` with an empty environment: tests never depend on the real one.
+fn wharf(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("wharf").expect("the wharf binary is built");
+    cmd.env_clear().current_dir(dir);
+    cmd
+}
