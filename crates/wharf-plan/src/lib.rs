@@ -144,21 +144,24 @@ fn dependencies(service: &Service) -> Vec<Wait> {
             required: d.required,
         })
         .collect();
-    if let Some(NetworkMode::Service(x)) = &service.network_mode {
-        if !service.depends_on.contains_key(x) {
-            waits.push(Wait::Dependency {
-                service: x.clone(),
-                condition: ConditionKind::Started,
-                required: true,
-            });
-        }
+    if let Some(NetworkMode::Service(x)) = &service.network_mode
+        && !service.depends_on.contains_key(x)
+    {
+        waits.push(Wait::Dependency {
+            service: x.clone(),
+            condition: ConditionKind::Started,
+            required: true,
+        });
     }
     waits.sort();
     waits
 }
 
 /// `services` and everything they depend on, transitively.
-fn with_dependencies(project: &Project, services: &[String]) -> Result<BTreeSet<String>, PlanError> {
+fn with_dependencies(
+    project: &Project,
+    services: &[String],
+) -> Result<BTreeSet<String>, PlanError> {
     let mut out = BTreeSet::new();
     let mut todo: Vec<String> = services.to_vec();
     while let Some(name) = todo.pop() {
@@ -167,10 +170,10 @@ fn with_dependencies(project: &Project, services: &[String]) -> Result<BTreeSet<
         };
         if out.insert(name) {
             for w in dependencies(s) {
-                if let Wait::Dependency { service, .. } = w {
-                    if project.services.contains_key(&service) {
-                        todo.push(service);
-                    }
+                if let Wait::Dependency { service, .. } = w
+                    && project.services.contains_key(&service)
+                {
+                    todo.push(service);
                 }
             }
         }

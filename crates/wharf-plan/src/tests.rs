@@ -108,10 +108,19 @@ fn second_up_does_nothing_and_changed_config_recreates() {
     let plan = plan_up(&p, &obs, &UpOptions::default()).unwrap();
     assert_eq!(plan.to_string(), "restart  migrate-1  after db healthy\n");
 
-    obs.iter_mut().find(|o| o.service == "cache").unwrap().config_hash = "old".into();
-    obs.iter_mut().find(|o| o.service == "migrate").unwrap().running = true;
+    obs.iter_mut()
+        .find(|o| o.service == "cache")
+        .unwrap()
+        .config_hash = "old".into();
+    obs.iter_mut()
+        .find(|o| o.service == "migrate")
+        .unwrap()
+        .running = true;
     let plan = plan_up(&p, &obs, &UpOptions::default()).unwrap();
-    assert_eq!(plan.to_string(), "recreate cache-1  (configuration changed)\n");
+    assert_eq!(
+        plan.to_string(),
+        "recreate cache-1  (configuration changed)\n"
+    );
 
     let plan = plan_up(
         &p,
@@ -167,10 +176,16 @@ fn services_gone_from_the_project_are_removed() {
 #[test]
 fn stop_goes_in_reverse_dependency_order() {
     let p = project(STACK);
-    let instances: Vec<(String, u32)> = [("db", 1), ("web", 1), ("web", 2), ("migrate", 1), ("cache", 1)]
-        .iter()
-        .map(|(s, n)| (s.to_string(), *n))
-        .collect();
+    let instances: Vec<(String, u32)> = [
+        ("db", 1),
+        ("web", 1),
+        ("web", 2),
+        ("migrate", 1),
+        ("cache", 1),
+    ]
+    .iter()
+    .map(|(s, n)| (s.to_string(), *n))
+    .collect();
     let plan = plan_stop(&p, &instances, Op::Remove);
     assert_eq!(
         plan.to_string(),

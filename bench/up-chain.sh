@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Whole-system benchmark of `wharf up -d --wait` on the native runtime.
+#
+# A generated project of 50 services: 10 chains of 5 health-gated levels (level N depends on level
+# N-1 with `condition: service_healthy`). Each service becomes ready (creates a file its health
+# check tests) a known delay after it starts, so the ideal time to an all-healthy stack is the
+# longest chain of delays (5 x DELAY_MS). The overhead is the measured time minus that ideal.
+# Also reports the daemon's resident memory with the 50 services running.
+#
+# Usage: bench/up-chain.sh [RUNS]   (default 5; prints a Markdown table)
+set -euo pipefail
+runs=${1:-5}
+delay_ms=${DELAY_MS:-100}
+interval=${START_INTERVAL:-5ms}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wharf
+wharf="$root/target/release/wharf"
+
+work=$(mktemp -d)
+export WHARF_STATE_DIR="$work/state"
+trap '"$wharf" -p bench down >/dev/null 2>&1 || true; kill "$(cat "$WHARF_STATE_DIR/daemon.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+compose="$work/compose.yaml"
+delay_s=$(awk "BEGIN { printf \"%.3f\", $delay_ms / 1000 }")
+{
+  echo "name: bench"
+  echo "services:"
+  for chain in $(seq 1 10); do
+    for level in $(seq 1 5); do
+      svc="c${chain}l${level}"
+      echo "  $svc:"
+      echo "    command: [\"sh\", \"-c\", \"rm -f $work/$svc.ready; sleep $delay_s; touch $work/$svc.ready; exec sleep 100000\"]"
+      echo "    healthcheck:"
+      echo "      test: [\"CMD\", \"test\", \"-f\", \"$work/$svc.ready\"]"
+      echo "      interval: 30s"
+      echo "      start_period: 60s"
+      echo "      start_interval: $interval"
+      if [ "$level" -gt 1 ]; then
+        echo "    depends_on:"
+        echo "      c${chain}l$((level - 1)):"
+        echo "        condition: service_healthy"
+      fi
+    done
+  done
+} > "$compose"
+
+ideal_ms=$((5 * delay_ms))
+results=()
+rss_kb=0
+for i in $(seq 1 "$runs"); do
+  "$wharf" -f "$compose" down >/dev/null 2>&1 || true
+  start=$(date +%s%N)
+  "$wharf" -f "$compose" up -d --wait >/dev/null
+  end=$(date +%s%N)
+  results+=($(( (end - start) / 1000000 )))
+  pid=$(cat "$WHARF_STATE_DIR/daemon.pid")
+  rss_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
+done
+"$wharf" -f "$compose" down >/dev/null
+
+sorted=($(printf '%s\n' "${results[@]}" | sort -n))
+median=${sorted[$(( ${#sorted[@]} / 2 ))]}
+echo "| measure | value |"
+echo "|---|---|"
+echo "| runs | $runs (each from no instance to all 50 healthy) |"
+echo "| ideal (5 levels x ${delay_ms} ms) | ${ideal_ms} ms |"
+echo "| all runs, ms | ${results[*]} |"
+echo "| median up -d --wait | ${median} ms |"
+echo "| median overhead over ideal | $((median - ideal_ms)) ms |"
+echo "| daemon RSS with 50 services running | $((rss_kb / 1024)) MiB (${rss_kb} KiB) |"

@@ -1,0 +1,202 @@
+//! wharf-runtime: the one seam between wharf's supervisor and whatever runs service instances.
+//!
+//! The supervisor decides (what to start, when to stop, whether to restart); a [`Runtime`] only
+//! acts: start an instance, signal it, report its output and its exit, and run a command in its
+//! context (health checks). The native runtime runs instances as processes on this machine; the
+//! Docker runtime (a later issue) implements the same trait; [`fake::FakeRuntime`] is a scriptable
+//! double for tests.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+pub mod fake;
+pub mod native;
+pub mod shim;
+
+/// Everything a runtime needs to start one instance of a service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceSpec {
+    pub project: String,
+    pub service: String,
+    /// Replica number, from 1.
+    pub number: u32,
+    /// `<project>-<service>-<number>`.
+    pub name: String,
+    /// `entrypoint` followed by `command`, as exec'd.
+    pub argv: Vec<String>,
+    /// Absolute directory the instance starts in.
+    pub working_dir: PathBuf,
+    /// The complete environment of the instance (nothing is inherited from the daemon).
+    pub environment: BTreeMap<String, String>,
+    /// `user:` as written (`name`, `uid`, `uid:gid`, `name:group`).
+    pub user: Option<String>,
+    /// The signal that asks the instance to stop.
+    pub stop_signal: Signal,
+}
+
+/// A signal number, parsed from Compose's `stop_signal` (`SIGTERM`, `TERM` or `15`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Signal(pub i32);
+
+impl Signal {
+    pub const HUP: Signal = Signal(1);
+    pub const INT: Signal = Signal(2);
+    pub const QUIT: Signal = Signal(3);
+    pub const KILL: Signal = Signal(9);
+    pub const USR1: Signal = Signal(10);
+    pub const USR2: Signal = Signal(12);
+    pub const TERM: Signal = Signal(15);
+
+    const NAMES: [(&'static str, i32); 15] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ABRT", 6),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("WINCH", 28),
+    ];
+
+    /// Parses `SIGTERM`, `TERM`, `sigterm` or `15`.
+    pub fn parse(s: &str) -> Option<Signal> {
+        let t = s.trim();
+        if let Ok(n) = t.parse::<i32>() {
+            return (1..=64).contains(&n).then_some(Signal(n));
+        }
+        let upper = t.to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        Signal::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| Signal(*v))
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Signal::NAMES.iter().find(|(_, v)| *v == self.0) {
+            Some((n, _)) => write!(f, "SIG{n}"),
+            None => write!(f, "signal {}", self.0),
+        }
+    }
+}
+
+/// How an instance (or an exec'd command) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code. A process killed by signal N reports 128+N, as Docker does.
+    Code(i32),
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self.code() == 0
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.code();
+        if code > 128 && code <= 128 + 64 {
+            write!(f, "exit code {code} ({})", Signal(code - 128))
+        } else {
+            write!(f, "exit code {code}")
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line an instance wrote, without its line ending.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputLine {
+    pub stream: Stream,
+    pub line: String,
+    pub at: SystemTime,
+}
+
+/// A started instance.
+pub struct Started {
+    pub handle: Arc<dyn InstanceHandle>,
+    /// Its output, line by line; closed when the instance's output ends.
+    pub output: mpsc::Receiver<OutputLine>,
+    /// Resolves once when the instance has exited (and everything it started is gone).
+    pub exit: oneshot::Receiver<ExitStatus>,
+}
+
+/// What the supervisor can do to a running instance.
+pub trait InstanceHandle: Send + Sync + fmt::Debug {
+    fn spec(&self) -> &InstanceSpec;
+    /// The process id on this machine, when there is one.
+    fn pid(&self) -> Option<u32>;
+    /// Sends `signal` to the instance's main process (and, natively, its process group).
+    fn signal(&self, signal: Signal) -> Result<(), RuntimeError>;
+    /// Kills the instance and everything it started, at once.
+    fn kill(&self) -> Result<(), RuntimeError>;
+}
+
+/// The result of a command run in an instance's context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecOutput {
+    /// `None` when the command did not finish within its timeout (it was killed).
+    pub status: Option<ExitStatus>,
+    /// Its combined output, the last 4 KiB at most.
+    pub output: String,
+}
+
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// A short name for messages (`native`, `docker`, `fake`).
+    fn name(&self) -> &'static str;
+
+    /// Starts an instance. Errors mean it did not start at all (the program does not exist,
+    /// the user is unknown, ...).
+    async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError>;
+
+    /// Runs `argv` in the context of a running instance (its environment, working directory,
+    /// user and, natively when isolated, its namespaces), killing it after `timeout`.
+    async fn exec(
+        &self,
+        instance: &dyn InstanceHandle,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("instance {instance}: cannot start `{program}`: {reason}")]
+    Start {
+        instance: String,
+        program: String,
+        reason: String,
+    },
+    #[error("instance {instance}: {reason}")]
+    Instance { instance: String, reason: String },
+    #[error("{0}")]
+    Other(String),
+}

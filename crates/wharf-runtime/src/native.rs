@@ -1,0 +1,138 @@
+//! The native runtime: each instance is a tree of processes on this machine, under wharf's shim
+//! ([`crate::shim`]), and none of it may outlive the daemon, even when the daemon is SIGKILLed
+//! (process-compose users report children surviving: F1bonacc1/process-compose#49, #354, #520).
+//!
+//! Starting an instance: the daemon forks and execs the shim (`shim` argv prefix, then the
+//! shim's options, then `--` and the instance's argv) with exactly the instance's environment,
+//! stdin on `/dev/null`, stdout and stderr on pipes read line by line ([`output`]). Between fork
+//! and exec (where a multi-threaded process may only make raw syscalls) the child makes itself a
+//! session leader, sets its parent death signal, checks that the daemon did not die meanwhile
+//! and, with `pid_namespace`, unshares a PID namespace for its children. The shim resolves the
+//! user, forks the init and the program, and reports on a status pipe whether the program's
+//! exec succeeded, so that a missing program, user or working directory is an error of `start`.
+//!
+//! The parent death signal fires when the *thread* that forked the child exits, not the
+//! process: the daemon therefore forks every shim from one thread that lives as long as the
+//! process ([`spawner`]), never from a tokio worker or blocking thread that may come and go.
+//!
+//! ## With a PID namespace (`pid_namespace`, needs root)
+//!
+//! The program runs under an init that is PID 1 of a new PID namespace. Daemon dies -> its shims
+//! get SIGKILL -> each init gets SIGKILL -> the kernel kills everything in the namespace,
+//! grandchildren and double-forked daemons included. `kill()` SIGKILLs the shim, with the same
+//! chain. Nothing started inside the namespace can escape it. (Not covered in either mode:
+//! processes that the instance asks *another* service to start, e.g. through `systemd-run`,
+//! cron or a container engine; they are not its descendants.)
+//!
+//! ## Without (not root): the gap
+//!
+//! The shim is a child subreaper, the program leads its own session and process group, and the
+//! program has a parent death signal (SIGKILL) on the shim. The shim's own parent death signal
+//! is a catchable SIGTERM: when the daemon dies the shim SIGKILLs the program's process group,
+//! then every process that is still its descendant (orphans are reparented to it as a subreaper),
+//! until none is left. It does the same when the program exits, and `kill()` SIGKILLs the
+//! program's group so that the shim sweeps the rest. So while the shim runs, nothing escapes,
+//! and the daemon's death (even by SIGKILL) takes every instance down with it.
+//!
+//! What can still escape, because the kernel does not enforce it without a namespace:
+//!
+//! - if the **shim itself** is SIGKILLed (by the OOM killer, `kill -9 <shim>`) or crashes, the
+//!   program dies (its parent death signal), but the program's children and everything below
+//!   them do not: they are reparented to the nearest subreaper or to the system's init and keep
+//!   running (PR_SET_PDEATHSIG reaches one generation only, and is cleared by `fork`);
+//! - a process that is SIGSTOPped when the sweep SIGKILLs it dies (SIGKILL also ends stopped
+//!   processes), but a *shim* that is stopped when the daemon dies sweeps only once continued;
+//! - the instance shares the PID space of the machine: it can see and signal other processes of
+//!   the same user (not an escape, but no isolation either).
+//!
+//! `exec` runs through the shim too (`exec` mode: no fork), in its own session, killed as a
+//! process group at its timeout; it joins the instance's namespaces listed by
+//! [`exec::namespaces_of`] (none yet: the hook for network namespaces).
+
+mod exec;
+mod handle;
+mod output;
+mod pidfd;
+mod spawner;
+mod start;
+
+use std::ffi::OsString;
+use std::io;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{ExecOutput, InstanceHandle, InstanceSpec, Runtime, RuntimeError, Started};
+
+/// How the native runtime runs its shim and isolates instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeConfig {
+    /// The argv prefix that runs the shim, e.g. `[current_exe, "__shim"]` (an absolute path: it
+    /// is looked up with the instance's `PATH`). The shim's options follow it.
+    pub shim: Vec<OsString>,
+    /// Run each instance in its own PID namespace (needs root). Without it, see the gap in the
+    /// module documentation.
+    pub pid_namespace: bool,
+}
+
+impl NativeConfig {
+    /// `pid_namespace` when running as root.
+    pub fn new(shim: Vec<OsString>) -> NativeConfig {
+        NativeConfig {
+            shim,
+            pid_namespace: rustix::process::geteuid().is_root(),
+        }
+    }
+}
+
+/// Runs instances as processes on this machine. Users (`user:`) are switched only when the
+/// daemon runs as root; otherwise instances run as the daemon's user.
+#[derive(Debug)]
+pub struct NativeRuntime {
+    config: NativeConfig,
+}
+
+impl NativeRuntime {
+    pub fn new(config: NativeConfig) -> NativeRuntime {
+        NativeRuntime { config }
+    }
+
+    pub fn config(&self) -> &NativeConfig {
+        &self.config
+    }
+}
+
+#[async_trait]
+impl Runtime for NativeRuntime {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
+        start::start(&self.config, spec).await
+    }
+
+    async fn exec(
+        &self,
+        instance: &dyn InstanceHandle,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError> {
+        exec::exec(&self.config, instance, argv, timeout).await
+    }
+}
+
+/// An I/O error as a lowercase reason, without the "(os error N)" suffix.
+fn describe(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(errno) => crate::shim::describe(nix::errno::Errno::from_raw(errno)),
+        None => {
+            let text = err.to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => text,
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `Runtime::exec`, natively: a command in an instance's context (environment, working
+//! directory, user, and the namespaces of [`namespaces_of`]), through the shim in `exec` mode,
+//! in a session of its own. At its timeout, or when it exits, its whole process group is
+//! SIGKILLed: an exec (a health check, mostly) leaves nothing behind.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::libc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::spawner::{Launch, spawn_shim};
+use super::start::{OUTPUT_DRAIN_GRACE, REPORT_TIMEOUT};
+use super::{NativeConfig, describe, pidfd};
+use crate::shim::report::Report;
+use crate::shim::{Mode, ShimArgs};
+use crate::{ExecOutput, ExitStatus, InstanceHandle, RuntimeError};
+
+/// How much of an exec's output is kept: its end.
+const OUTPUT_TAIL: usize = 4096;
+
+/// The namespaces an `exec` joins. None yet: when instances get a network namespace of their
+/// own, return its path here (`/proc/<init pid>/ns/net`, or a bind mount under
+/// `/run/wharf/netns/`); the shim `setns`es into each before it switches user and execs.
+pub(super) fn namespaces_of(_instance: &dyn InstanceHandle) -> Vec<PathBuf> {
+    Vec::new()
+}
+
+pub(super) async fn exec(
+    config: &NativeConfig,
+    instance: &dyn InstanceHandle,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<ExecOutput, RuntimeError> {
+    let deadline = Instant::now() + timeout;
+    let spec = instance.spec();
+    let program = argv.first().cloned().unwrap_or_default();
+    let fail = |reason: String| RuntimeError::Start {
+        instance: spec.name.clone(),
+        program: program.clone(),
+        reason,
+    };
+    if argv.is_empty() {
+        return Err(fail("no command to run".into()));
+    }
+    let (out_read, out_write) =
+        io::pipe().map_err(|e| fail(format!("cannot create a pipe: {}", describe(&e))))?;
+    let out_write2 = out_write
+        .try_clone()
+        .map_err(|e| fail(format!("cannot duplicate a pipe: {}", describe(&e))))?;
+    let mut args = ShimArgs::new(
+        &spec.name,
+        Mode::Exec,
+        argv.iter().map(OsString::from).collect(),
+    );
+    args.user = spec.user.clone();
+    args.workdir = Some(spec.working_dir.clone());
+    args.namespaces = namespaces_of(instance);
+    let mut shim = spawn_shim(Launch {
+        config,
+        args,
+        environment: &spec.environment,
+        stdout: Stdio::from(out_write),
+        stderr: Stdio::from(out_write2),
+    })
+    .await
+    .map_err(|e| fail(format!("cannot run wharf's shim: {}", describe(&e))))?;
+
+    let (stop, stopped) = oneshot::channel();
+    let mut collector = tokio::spawn(collect_tail(OwnedFd::from(out_read), stopped));
+
+    let reports = tokio::time::timeout(REPORT_TIMEOUT, shim.reports()).await;
+    let error = match reports {
+        Ok(Ok(reports)) => reports.into_iter().find_map(|r| match r {
+            Report::Error(reason) => Some(reason),
+            Report::ProcessPid(_) => None,
+        }),
+        Ok(Err(e)) => Some(format!("cannot read the shim's report: {}", describe(&e))),
+        Err(_) => Some("the shim did not report whether the command started".into()),
+    };
+    let group = shim.pid as i32;
+    let finished = match &error {
+        Some(_) => true,
+        None => tokio::time::timeout_at(deadline, exited(&shim.pidfd))
+            .await
+            .is_ok(),
+    };
+    // The command is still unreaped (alive or a zombie): its pid is still its group's id.
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let status = shim.child.wait().await;
+    if let Some(reason) = error {
+        collector.abort();
+        return Err(fail(reason));
+    }
+
+    let tail = match tokio::time::timeout(OUTPUT_DRAIN_GRACE, &mut collector).await {
+        Ok(joined) => joined.unwrap_or_default(),
+        Err(_) => {
+            let _ = stop.send(());
+            collector.await.unwrap_or_default()
+        }
+    };
+    let status = match (finished, status) {
+        (false, _) => None,
+        (true, Ok(s)) => Some(ExitStatus::Code(
+            s.code()
+                .or_else(|| s.signal().map(|n| 128 + n))
+                .unwrap_or(255),
+        )),
+        (true, Err(e)) => {
+            return Err(RuntimeError::Instance {
+                instance: spec.name.clone(),
+                reason: format!("cannot wait for `{program}`: {}", describe(&e)),
+            });
+        }
+    };
+    Ok(ExecOutput {
+        status,
+        output: tail_text(&tail),
+    })
+}
+
+/// Waits for the command's exit without reaping it (so its process group can still be killed
+/// safely); falls back to polling the pidfd's existence if it cannot be watched.
+async fn exited(pidfd: &OwnedFd) {
+    if pidfd::exited(pidfd).await.is_ok() {
+        return;
+    }
+    while pidfd::send(pidfd, 0).is_ok() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads the combined output to its end (or until told to stop), keeping the last bytes.
+async fn collect_tail(pipe: OwnedFd, mut stop: oneshot::Receiver<()>) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else {
+        return tail;
+    };
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        tokio::select! {
+            read = pipe.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    tail.extend_from_slice(&chunk[..n]);
+                    if tail.len() > 2 * OUTPUT_TAIL {
+                        tail.drain(..tail.len() - OUTPUT_TAIL);
+                    }
+                }
+            },
+            _ = &mut stop => break,
+        }
+    }
+    tail
+}
+
+/// The last [`OUTPUT_TAIL`] bytes, starting at a character boundary, as text.
+fn tail_text(bytes: &[u8]) -> String {
+    let mut start = bytes.len().saturating_sub(OUTPUT_TAIL);
+    let limit = (start + 3).min(bytes.len());
+    while start < limit && bytes[start] & 0xC0 == 0x80 {
+        start += 1;
+    }
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_end_of_the_output_on_a_character_boundary() {
+        assert_eq!(tail_text(b"short"), "short");
+        let mut long = "é".repeat(OUTPUT_TAIL).into_bytes();
+        long.extend(b"end");
+        let text = tail_text(&long);
+        assert!(text.ends_with("end"));
+        assert!(!text.contains('\u{fffd}'));
+        assert!(text.len() <= OUTPUT_TAIL);
+    }
+}

@@ -1,0 +1,688 @@
+//! Carrying out plans: the verbs `up`, `stop`, `start`, `restart`, `scale`, `down`, and waiting
+//! for readiness (`up --wait`). No decision is taken here that the plan did not take; this only
+//! runs its steps as their waits are met.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use wharf_model::Project;
+use wharf_model::project::Condition;
+use wharf_plan::{ConditionKind, ObservedInstance, Op, Plan, Step, UpOptions, Wait};
+
+use crate::instance::{Control, InstanceTask};
+use crate::spec::instance_spec;
+use crate::{
+    EventKind, Health, Inner, InstanceState, ProjectRun, Slot, Status, Supervisor, SupervisorError,
+};
+
+/// An instance of a project: its service and number.
+type InstanceKey = (String, u32);
+
+/// What `up` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpReport {
+    pub plan: Plan,
+    /// Dependencies that failed but were not required.
+    pub warnings: Vec<String>,
+}
+
+impl Supervisor {
+    /// Brings `project` to its desired state and returns once every planned instance has
+    /// started (each after its dependencies met their conditions). Fails, naming the service, the
+    /// condition and the last lines of output, when a required dependency fails.
+    pub async fn up(
+        &self,
+        project: Arc<Project>,
+        options: UpOptions,
+    ) -> Result<UpReport, SupervisorError> {
+        let inner = &self.inner;
+        let plan = {
+            let mut projects = inner.lock();
+            let run = projects
+                .entry(project.name.clone())
+                .or_insert_with(|| ProjectRun {
+                    project: Arc::clone(&project),
+                    slots: BTreeMap::new(),
+                    scale: BTreeMap::new(),
+                });
+            run.project = Arc::clone(&project);
+            for (s, n) in &options.scale {
+                run.scale.insert(s.clone(), *n);
+            }
+            run.scale.retain(|s, _| project.services.contains_key(s));
+            let mut options = options;
+            options.scale = run.scale.clone();
+            let observed: Vec<ObservedInstance> = run
+                .slots
+                .iter()
+                .map(|((service, number), slot)| {
+                    let st = slot.state.borrow();
+                    ObservedInstance {
+                        service: service.clone(),
+                        number: *number,
+                        config_hash: st.config_hash.clone(),
+                        running: !st.finished,
+                    }
+                })
+                .collect();
+            wharf_plan::plan_up(&project, &observed, &options)?
+        };
+
+        // Every instance to start must be startable: report all problems before doing anything.
+        let mut problems = Vec::new();
+        for step in plan.steps.iter().filter(|s| s.op != Op::Remove) {
+            let service = &project.services[&step.service];
+            if let Err(e) = instance_spec(
+                &project,
+                service,
+                step.number,
+                &inner.options.base_env,
+                &inner.options.volumes_dir,
+            ) {
+                let text = match &e {
+                    SupervisorError::Config { message, help, .. } => {
+                        format!("{message}\n  help: {help}")
+                    }
+                    other => other.to_string(),
+                };
+                if !problems.contains(&text) {
+                    problems.push(text);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(SupervisorError::Failed(problems));
+        }
+
+        // Removals and the old halves of recreations first, dependents before dependencies.
+        let to_stop: Vec<(String, u32)> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.op, Op::Remove | Op::Recreate))
+            .map(|s| (s.service.clone(), s.number))
+            .collect();
+        let removed: BTreeSet<(String, u32)> = plan
+            .steps
+            .iter()
+            .filter(|s| s.op == Op::Remove)
+            .map(|s| (s.service.clone(), s.number))
+            .collect();
+        if !to_stop.is_empty() {
+            let stop_plan = wharf_plan::plan_stop(&project, &to_stop, Op::Remove);
+            self.run_stops(&project.name, &stop_plan, |key| removed.contains(key))
+                .await;
+        }
+
+        // Fresh slots for every instance about to start, before any step looks at them, so
+        // that a dependent never mistakes the previous run of a dependency for this one.
+        let starts: Vec<&Step> = plan.steps.iter().filter(|s| s.op != Op::Remove).collect();
+        {
+            let mut projects = inner.lock();
+            if let Some(run) = projects.get_mut(&project.name) {
+                for step in &starts {
+                    let service = &project.services[&step.service];
+                    let hash = wharf_plan::config_hash(service);
+                    let key = (step.service.clone(), step.number);
+                    let restarts = run
+                        .slots
+                        .get(&key)
+                        .map(|s| s.state.borrow().restarts)
+                        .unwrap_or(0);
+                    let state = InstanceState {
+                        project: project.name.clone(),
+                        service: step.service.clone(),
+                        number: step.number,
+                        name: crate::spec::instance_name(&project.name, &step.service, step.number),
+                        status: Status::Created,
+                        health: None,
+                        pid: None,
+                        restarts,
+                        started_at: None,
+                        ever_started: false,
+                        finished: false,
+                        error: None,
+                        config_hash: hash,
+                    };
+                    inner.emit(&state, EventKind::Created);
+                    let (tx, _) = watch::channel(state);
+                    let tail = run
+                        .slots
+                        .get(&key)
+                        .map(|s| Arc::clone(&s.tail))
+                        .unwrap_or_else(|| Arc::new(Mutex::new(VecDeque::new())));
+                    run.slots.insert(
+                        key,
+                        Slot {
+                            state: Arc::new(tx),
+                            control: None,
+                            tail,
+                        },
+                    );
+                }
+            }
+        }
+        inner.bump();
+
+        let mut set = JoinSet::new();
+        for step in starts {
+            let inner = Arc::clone(inner);
+            let project = Arc::clone(&project);
+            let step = step.clone();
+            set.spawn(async move { start_step(inner, project, step).await });
+        }
+        let mut failures = Vec::new();
+        let mut warnings = Vec::new();
+        while let Some(result) = set.join_next().await {
+            match result {
+                Ok(Ok(w)) => warnings.extend(w),
+                Ok(Err(e)) => failures.push(e),
+                Err(e) => failures.push(format!("internal error: {e}")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(UpReport { plan, warnings })
+        } else {
+            failures.sort();
+            failures.dedup();
+            Err(SupervisorError::Failed(failures))
+        }
+    }
+
+    /// Waits until every instance of the project is ready: running and, where it has a health
+    /// check, healthy; a one-shot that exited 0 counts as done. Fails at once when an instance
+    /// failed (exited non-zero for good, unhealthy, could not start).
+    pub async fn wait_ready(
+        &self,
+        project: &str,
+        timeout: Duration,
+    ) -> Result<(), SupervisorError> {
+        let mut changed = self.inner.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let states = self.instances(project);
+            if states.is_empty() && !self.projects().iter().any(|p| p == project) {
+                return Err(SupervisorError::UnknownProject(project.to_string()));
+            }
+            let mut failed = Vec::new();
+            let mut waiting = Vec::new();
+            for s in &states {
+                match (s.status, s.health, s.finished) {
+                    (Status::Exited { code: 0 }, _, true) => {}
+                    (Status::Exited { code }, _, true) => {
+                        failed.push(failure_text(self, s, &format!("exited with code {code}")))
+                    }
+                    (_, Some(Health::Unhealthy), _) => {
+                        failed.push(failure_text(self, s, "is unhealthy"))
+                    }
+                    _ if s.is_ready() => {}
+                    _ => waiting.push(describe_waiting(s)),
+                }
+            }
+            if !failed.is_empty() {
+                return Err(SupervisorError::Failed(failed));
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                r = changed.changed() => if r.is_err() { return Err(SupervisorError::Failed(vec!["the supervisor stopped".into()])) },
+                _ = tokio::time::sleep_until(deadline) => return Err(SupervisorError::Timeout(timeout, waiting.join(", "))),
+            }
+        }
+    }
+
+    /// Stops running instances (all, or those of `services`), dependents first. They stay known,
+    /// as exited, until `down`.
+    pub async fn stop(
+        &self,
+        project: &str,
+        services: Option<&[String]>,
+    ) -> Result<(), SupervisorError> {
+        let (p, targets) = self.targets(project, services, |s| !s.finished)?;
+        let plan = wharf_plan::plan_stop(&p, &targets, Op::Remove);
+        self.run_stops(project, &plan, |_| false).await;
+        Ok(())
+    }
+
+    /// Starts stopped instances again (all, or those of `services` and their dependencies).
+    pub async fn start(
+        &self,
+        project: &str,
+        services: Option<&[String]>,
+    ) -> Result<UpReport, SupervisorError> {
+        let p = self
+            .project(project)
+            .ok_or_else(|| SupervisorError::UnknownProject(project.into()))?;
+        let options = UpOptions {
+            services: services.map(<[String]>::to_vec),
+            no_recreate: true,
+            ..UpOptions::default()
+        };
+        self.up(p, options).await
+    }
+
+    /// Stops and starts instances (all, or those of `services`).
+    pub async fn restart(
+        &self,
+        project: &str,
+        services: Option<&[String]>,
+    ) -> Result<UpReport, SupervisorError> {
+        self.stop(project, services).await?;
+        self.start(project, services).await
+    }
+
+    /// Sets the number of instances of services, starting or removing instances.
+    pub async fn scale(
+        &self,
+        project: &str,
+        scale: BTreeMap<String, u32>,
+    ) -> Result<UpReport, SupervisorError> {
+        let p = self
+            .project(project)
+            .ok_or_else(|| SupervisorError::UnknownProject(project.into()))?;
+        let options = UpOptions {
+            services: Some(scale.keys().cloned().collect()),
+            no_recreate: true,
+            scale,
+            ..UpOptions::default()
+        };
+        self.up(p, options).await
+    }
+
+    /// Stops every instance, dependents first, and forgets the project.
+    pub async fn down(&self, project: &str) -> Result<(), SupervisorError> {
+        let (p, targets) = self.targets(project, None, |_| true)?;
+        let plan = wharf_plan::plan_stop(&p, &targets, Op::Remove);
+        self.run_stops(project, &plan, |_| true).await;
+        self.inner.lock().remove(project);
+        self.inner.bump();
+        Ok(())
+    }
+
+    fn targets(
+        &self,
+        project: &str,
+        services: Option<&[String]>,
+        keep: impl Fn(&InstanceState) -> bool,
+    ) -> Result<(Arc<Project>, Vec<InstanceKey>), SupervisorError> {
+        let projects = self.inner.lock();
+        let run = projects
+            .get(project)
+            .ok_or_else(|| SupervisorError::UnknownProject(project.into()))?;
+        if let Some(list) = services {
+            for s in list {
+                if !run.project.services.contains_key(s) && !run.slots.keys().any(|(n, _)| n == s) {
+                    return Err(SupervisorError::Plan(
+                        wharf_plan::PlanError::UnknownService(s.clone()),
+                    ));
+                }
+            }
+        }
+        let targets = run
+            .slots
+            .iter()
+            .filter(|((s, _), _)| services.is_none_or(|l| l.contains(s)))
+            .filter(|(_, slot)| keep(&slot.state.borrow()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        Ok((Arc::clone(&run.project), targets))
+    }
+
+    /// Runs stop steps, each after the steps it waits for; `remove` says which instances are
+    /// forgotten once stopped.
+    async fn run_stops(&self, project: &str, plan: &Plan, remove: impl Fn(&(String, u32)) -> bool) {
+        let mut senders: BTreeMap<(String, u32), watch::Sender<bool>> = BTreeMap::new();
+        let mut receivers: BTreeMap<(String, u32), watch::Receiver<bool>> = BTreeMap::new();
+        for s in &plan.steps {
+            let (tx, rx) = watch::channel(false);
+            senders.insert((s.service.clone(), s.number), tx);
+            receivers.insert((s.service.clone(), s.number), rx);
+        }
+        let mut set = JoinSet::new();
+        for step in &plan.steps {
+            let key = (step.service.clone(), step.number);
+            let waits: Vec<watch::Receiver<bool>> = step
+                .waits
+                .iter()
+                .filter_map(|w| match w {
+                    Wait::Stopped { service, number } => {
+                        receivers.get(&(service.clone(), *number)).cloned()
+                    }
+                    Wait::Dependency { .. } => None,
+                })
+                .collect();
+            let control = {
+                let projects = self.inner.lock();
+                projects
+                    .get(project)
+                    .and_then(|r| r.slots.get(&key))
+                    .and_then(|s| s.control.clone())
+            };
+            let signal_done = senders.remove(&key);
+            set.spawn(async move {
+                for mut w in waits {
+                    let _ = w.wait_for(|v| *v).await;
+                }
+                if let Some(c) = control {
+                    let (reply, answer) = oneshot::channel();
+                    if c.send(Control::Stop { reply }).is_ok() {
+                        let _ = answer.await;
+                    }
+                }
+                if let Some(d) = signal_done {
+                    d.send_replace(true);
+                }
+                key
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok(key) = r
+                && remove(&key)
+            {
+                let mut projects = self.inner.lock();
+                if let Some(run) = projects.get_mut(project)
+                    && let Some(slot) = run.slots.remove(&key)
+                {
+                    let st = slot.state.borrow().clone();
+                    self.inner.emit(&st, EventKind::Removed);
+                }
+            }
+        }
+        self.inner.bump();
+    }
+}
+
+/// Waits for a step's dependencies, then starts its instance. `Ok` carries warnings.
+async fn start_step(
+    inner: Arc<Inner>,
+    project: Arc<Project>,
+    step: Step,
+) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    let key = (step.service.clone(), step.number);
+    for wait in &step.waits {
+        let Wait::Dependency {
+            service,
+            condition,
+            required,
+        } = wait
+        else {
+            continue;
+        };
+        if let Err(message) = wait_condition(&inner, &project, service, *condition).await {
+            let name = crate::spec::instance_name(&project.name, &step.service, step.number);
+            let text = format!("{name} was not started: {message}");
+            let state = inner
+                .lock()
+                .get(&project.name)
+                .and_then(|r| r.slots.get(&key))
+                .map(|s| s.state.borrow().clone());
+            if let Some(st) = &state {
+                inner.emit(
+                    st,
+                    EventKind::DependencyFailed {
+                        message: message.clone(),
+                        required: *required,
+                    },
+                );
+            }
+            if *required {
+                if let Some(slot) = inner
+                    .lock()
+                    .get(&project.name)
+                    .and_then(|r| r.slots.get(&key))
+                {
+                    slot.state.send_modify(|s| {
+                        s.finished = true;
+                        s.error = Some(message.clone());
+                    });
+                }
+                inner.bump();
+                return Err(text);
+            }
+            warnings.push(
+                format!("{text} (going on: the dependency is `required: false`)")
+                    .replace(" was not started: ", ": "),
+            );
+        }
+    }
+    let service = &project.services[&step.service];
+    let spec = instance_spec(
+        &project,
+        service,
+        step.number,
+        &inner.options.base_env,
+        &inner.options.volumes_dir,
+    )
+    .map_err(|e| e.to_string())?;
+    for v in &service.volumes {
+        if v.kind == wharf_model::project::VolumeType::Volume
+            && let Some(source) = &v.source
+        {
+            let dir = crate::spec::volume_dir(&inner.options.volumes_dir, &project, source);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                format!(
+                    "cannot create the directory of volume `{source}` ({}): {e}",
+                    dir.display()
+                )
+            })?;
+        }
+    }
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (state, tail) = {
+        let mut projects = inner.lock();
+        let Some(slot) = projects
+            .get_mut(&project.name)
+            .and_then(|r| r.slots.get_mut(&key))
+        else {
+            return Err(format!(
+                "{}: the project went away while starting",
+                spec.name
+            ));
+        };
+        slot.control = Some(control_tx);
+        (Arc::clone(&slot.state), Arc::clone(&slot.tail))
+    };
+    let task = InstanceTask {
+        inner: Arc::clone(&inner),
+        project: Arc::clone(&project),
+        spec,
+        state,
+        tail,
+    };
+    tokio::spawn(task.run(control_rx));
+    Ok(warnings)
+}
+
+enum Verdict {
+    Met,
+    Pending,
+    Failed(String),
+}
+
+/// Waits until every instance of `service` meets `condition`, or fails saying why.
+async fn wait_condition(
+    inner: &Arc<Inner>,
+    project: &Arc<Project>,
+    service: &str,
+    condition: ConditionKind,
+) -> Result<(), String> {
+    let mut changed = inner.changed.subscribe();
+    loop {
+        match evaluate(inner, project, service, condition) {
+            Verdict::Met => return Ok(()),
+            Verdict::Failed(m) => return Err(m),
+            Verdict::Pending => {}
+        }
+        if changed.changed().await.is_err() {
+            return Err("the supervisor stopped".into());
+        }
+    }
+}
+
+fn evaluate(
+    inner: &Arc<Inner>,
+    project: &Arc<Project>,
+    service: &str,
+    condition: ConditionKind,
+) -> Verdict {
+    let Some(svc) = project.services.get(service) else {
+        return Verdict::Failed(format!("service `{service}` is not part of the project"));
+    };
+    let projects = inner.lock();
+    let Some(run) = projects.get(&project.name) else {
+        return Verdict::Failed("the project was taken down".into());
+    };
+    let replicas = run.scale.get(service).copied().unwrap_or(svc.replicas);
+    if replicas == 0 {
+        return Verdict::Met;
+    }
+    let states: Vec<InstanceState> = (1..=replicas)
+        .filter_map(|n| {
+            run.slots
+                .get(&(service.to_string(), n))
+                .map(|s| s.state.borrow().clone())
+        })
+        .collect();
+    if states.len() < replicas as usize {
+        return Verdict::Pending;
+    }
+    let tail = |s: &InstanceState| -> String {
+        let lines: Vec<String> = run
+            .slots
+            .get(&(s.service.clone(), s.number))
+            .map(|slot| {
+                slot.tail
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n  last output of {}:\n{}",
+                s.name,
+                lines
+                    .iter()
+                    .map(|l| format!("    | {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        }
+    };
+    let condition_text = match condition {
+        ConditionKind::Started => Condition::Started.as_str(),
+        ConditionKind::Healthy => Condition::Healthy.as_str(),
+        ConditionKind::CompletedSuccessfully => Condition::CompletedSuccessfully.as_str(),
+    };
+    for s in &states {
+        if s.finished && !s.ever_started {
+            let why = s.error.clone().unwrap_or_else(|| "it did not start".into());
+            return Verdict::Failed(format!(
+                "dependency `{service}` ({condition_text}) failed: {why}{}",
+                tail(s)
+            ));
+        }
+    }
+    match condition {
+        ConditionKind::Started => {
+            if states.iter().all(|s| s.ever_started) {
+                Verdict::Met
+            } else {
+                Verdict::Pending
+            }
+        }
+        ConditionKind::Healthy => {
+            let has_check = svc
+                .healthcheck
+                .as_ref()
+                .is_some_and(|h| h.is_enabled() && h.test.is_some());
+            if !has_check {
+                return Verdict::Failed(format!(
+                    "dependency `{service}` ({condition_text}) can never be met: `{service}` has no health check; add one, or use condition: service_started"
+                ));
+            }
+            for s in &states {
+                if s.health == Some(Health::Unhealthy) {
+                    return Verdict::Failed(format!(
+                        "dependency `{service}` ({condition_text}) failed: {} is unhealthy{}",
+                        s.name,
+                        tail(s)
+                    ));
+                }
+                if let (Status::Exited { code }, true) = (s.status, s.finished) {
+                    return Verdict::Failed(format!(
+                        "dependency `{service}` ({condition_text}) failed: {} exited with code {code} before it was healthy{}",
+                        s.name,
+                        tail(s)
+                    ));
+                }
+            }
+            if states
+                .iter()
+                .all(|s| s.status == Status::Running && s.health == Some(Health::Healthy))
+            {
+                Verdict::Met
+            } else {
+                Verdict::Pending
+            }
+        }
+        ConditionKind::CompletedSuccessfully => {
+            for s in &states {
+                if let (Status::Exited { code }, true) = (s.status, s.finished)
+                    && code != 0
+                {
+                    return Verdict::Failed(format!(
+                        "dependency `{service}` ({condition_text}) failed: {} exited with code {code}{}",
+                        s.name,
+                        tail(s)
+                    ));
+                }
+            }
+            if states
+                .iter()
+                .all(|s| s.ever_started && s.status == Status::Exited { code: 0 })
+            {
+                Verdict::Met
+            } else {
+                Verdict::Pending
+            }
+        }
+    }
+}
+
+fn failure_text(sup: &Supervisor, s: &InstanceState, what: &str) -> String {
+    let lines = sup.tail(&s.project, &s.service, s.number);
+    let mut text = format!("{} {what}", s.name);
+    if let Some(e) = &s.error {
+        text.push_str(&format!(": {e}"));
+    }
+    if !lines.is_empty() {
+        text.push_str(&format!(
+            "\n  last output of {}:\n{}",
+            s.name,
+            lines
+                .iter()
+                .map(|l| format!("    | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    text
+}
+
+fn describe_waiting(s: &InstanceState) -> String {
+    match (s.status, s.health) {
+        (Status::Running, Some(Health::Starting)) => format!("{} (health: starting)", s.name),
+        (Status::Created, _) => format!("{} (waiting for its dependencies)", s.name),
+        (Status::Restarting { .. }, _) => format!("{} (restarting)", s.name),
+        (status, _) => format!("{} ({status:?})", s.name),
+    }
+}

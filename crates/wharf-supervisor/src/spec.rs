@@ -1,0 +1,131 @@
+//! From a service of the project to the [`InstanceSpec`] a runtime starts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wharf_model::Project;
+use wharf_model::project::{Service, VolumeType};
+use wharf_runtime::{InstanceSpec, Signal};
+
+use crate::SupervisorError;
+
+/// Docker's default when `stop_grace_period` is not set.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The PATH an instance gets when the daemon's environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `<project>-<service>-<n>`, Docker Compose's container name.
+pub fn instance_name(project: &str, service: &str, number: u32) -> String {
+    format!("{project}-{service}-{number}")
+}
+
+/// The environment variable through which a native instance finds a named volume's directory:
+/// `WHARF_VOLUME_<NAME>`, the volume's key in upper case with every other character than
+/// letters and digits as `_` (`db-data` is `WHARF_VOLUME_DB_DATA`).
+pub fn volume_variable(volume: &str) -> String {
+    let name: String = volume
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("WHARF_VOLUME_{name}")
+}
+
+/// The directory of a named volume in native mode: `<volumes_dir>/<engine name>`.
+pub fn volume_dir(volumes_dir: &Path, project: &Project, volume: &str) -> PathBuf {
+    let name = project
+        .volumes
+        .get(volume)
+        .map(|v| v.name.clone())
+        .unwrap_or_else(|| format!("{}_{volume}", project.name));
+    volumes_dir.join(name)
+}
+
+/// Builds the spec of instance `number` of `service`.
+///
+/// The environment is the service's (values declared without one and not found are left out),
+/// over `PATH` and `HOME` taken from `base_env`, plus `HOSTNAME` (the instance name) and one
+/// `WHARF_VOLUME_<NAME>` per named volume the service mounts.
+pub fn instance_spec(
+    project: &Project,
+    service: &Service,
+    number: u32,
+    base_env: &BTreeMap<String, String>,
+    volumes_dir: &Path,
+) -> Result<InstanceSpec, SupervisorError> {
+    let mut argv: Vec<String> = Vec::new();
+    argv.extend(service.entrypoint.iter().flatten().cloned());
+    argv.extend(service.command.iter().flatten().cloned());
+    if argv.is_empty() {
+        let what = match &service.image {
+            Some(image) => format!("has image `{image}` but no `command` or `entrypoint`"),
+            None => "has no `command` or `entrypoint`".to_string(),
+        };
+        return Err(SupervisorError::Config {
+            service: service.name.clone(),
+            message: format!(
+                "service `{}` {what}: the native runtime runs programs, not images",
+                service.name
+            ),
+            help: "add a `command:` naming the program to run (for an image, its own command), or run the project with --runtime docker".into(),
+        });
+    }
+    let stop_signal = match &service.stop_signal {
+        None => Signal::TERM,
+        Some(s) => Signal::parse(s).ok_or_else(|| SupervisorError::Config {
+            service: service.name.clone(),
+            message: format!(
+                "service `{}` has an unknown stop_signal `{s}`",
+                service.name
+            ),
+            help: "use a signal name such as SIGTERM, SIGINT or SIGQUIT".into(),
+        })?,
+    };
+    let working_dir = match &service.working_dir {
+        Some(d) if Path::new(d).is_absolute() => PathBuf::from(d),
+        Some(d) => project.working_dir.join(d),
+        None => project.working_dir.clone(),
+    };
+    let name = instance_name(&project.name, &service.name, number);
+    let mut environment = BTreeMap::new();
+    for key in ["PATH", "HOME", "LANG", "TZ"] {
+        if let Some(v) = base_env.get(key) {
+            environment.insert(key.to_string(), v.clone());
+        }
+    }
+    environment
+        .entry("PATH".to_string())
+        .or_insert_with(|| DEFAULT_PATH.to_string());
+    environment.insert("HOSTNAME".into(), name.clone());
+    for v in &service.volumes {
+        if v.kind == VolumeType::Volume
+            && let Some(source) = &v.source
+        {
+            let dir = volume_dir(volumes_dir, project, source);
+            environment.insert(volume_variable(source), dir.to_string_lossy().into_owned());
+        }
+    }
+    for (k, v) in &service.environment {
+        if let Some(v) = v {
+            environment.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(InstanceSpec {
+        project: project.name.clone(),
+        service: service.name.clone(),
+        number,
+        name,
+        argv,
+        working_dir,
+        environment,
+        user: service.user.clone(),
+        stop_signal,
+    })
+}
