@@ -4,25 +4,29 @@
 //!
 //! Starting an instance: the daemon forks and execs the shim (`shim` argv prefix, then the
 //! shim's options, then `--` and the instance's argv) with exactly the instance's environment,
-//! stdin on `/dev/null`, stdout and stderr on pipes read line by line ([`output`]). Between fork
-//! and exec (where a multi-threaded process may only make raw syscalls) the child makes itself a
-//! session leader, sets its parent death signal, checks that the daemon did not die meanwhile
-//! and, with `pid_namespace`, unshares a PID namespace for its children. The shim resolves the
-//! user, forks the init and the program, and reports on a status pipe whether the program's
-//! exec succeeded, so that a missing program, user or working directory is an error of `start`.
+//! stdin on `/dev/null`, stdout and stderr on pipes read line by line (`native/output.rs`).
+//! Between fork and exec (where a multi-threaded process may only make raw syscalls) the child
+//! makes itself a session leader, sets its parent death signal, checks that the daemon did not
+//! die meanwhile and, with `pid_namespace`, unshares a PID namespace for its children. The shim
+//! resolves the user, forks the init and the program, and reports on a status pipe whether the
+//! program's exec succeeded, so that a missing program, user or working directory is an error
+//! of `start`.
 //!
 //! The parent death signal fires when the *thread* that forked the child exits, not the
 //! process: the daemon therefore forks every shim from one thread that lives as long as the
-//! process ([`spawner`]), never from a tokio worker or blocking thread that may come and go.
+//! process (`native/spawner.rs`), never from a tokio worker or blocking thread that may come and
+//! go.
 //!
 //! ## With a PID namespace (`pid_namespace`, needs root)
 //!
 //! The program runs under an init that is PID 1 of a new PID namespace. Daemon dies -> its shims
 //! get SIGKILL -> each init gets SIGKILL -> the kernel kills everything in the namespace,
-//! grandchildren and double-forked daemons included. `kill()` SIGKILLs the shim, with the same
-//! chain. Nothing started inside the namespace can escape it. (Not covered in either mode:
-//! processes that the instance asks *another* service to start, e.g. through `systemd-run`,
-//! cron or a container engine; they are not its descendants.)
+//! grandchildren and double-forked daemons included. `kill()` SIGKILLs the init, so that the
+//! namespace is empty before the shim exits. Nothing started inside the namespace can escape it.
+//! (Not covered in either mode: processes that the instance asks *another* service to start,
+//! e.g. through `systemd-run`, cron or a container engine; they are not its descendants.) There
+//! is no mount namespace: the instance still sees the machine's `/proc`, so `ps` inside it shows
+//! the machine's pids.
 //!
 //! ## Without (not root): the gap
 //!
@@ -39,15 +43,23 @@
 //! - if the **shim itself** is SIGKILLed (by the OOM killer, `kill -9 <shim>`) or crashes, the
 //!   program dies (its parent death signal), but the program's children and everything below
 //!   them do not: they are reparented to the nearest subreaper or to the system's init and keep
-//!   running (PR_SET_PDEATHSIG reaches one generation only, and is cleared by `fork`);
+//!   running (PR_SET_PDEATHSIG reaches one generation only, and is cleared by `fork`). Measured
+//!   with `sh -c 'sleep 1000 & sleep 1000 & wait'`: after `kill -9 <shim>`, `sh` is gone and both
+//!   `sleep`s run on under PID 1. (With a plain SIGKILL death signal on the shim instead of the
+//!   sweep, the daemon's SIGKILL leaves the same two `sleep`s: the `orphan` tests catch that.)
 //! - a process that is SIGSTOPped when the sweep SIGKILLs it dies (SIGKILL also ends stopped
 //!   processes), but a *shim* that is stopped when the daemon dies sweeps only once continued;
 //! - the instance shares the PID space of the machine: it can see and signal other processes of
 //!   the same user (not an escape, but no isolation either).
 //!
+//! Signals: `signal()` sends to the shim, which forwards every catchable signal (to the init,
+//! which forwards to the program's process group); SIGKILL is `kill()`, SIGSTOP is refused (it
+//! would stop the shim), and a SIGCHLD is taken as the shim's own.
+//!
 //! `exec` runs through the shim too (`exec` mode: no fork), in its own session, killed as a
-//! process group at its timeout; it joins the instance's namespaces listed by
-//! [`exec::namespaces_of`] (none yet: the hook for network namespaces).
+//! process group at its timeout and after it exits; it joins the namespaces listed by
+//! `namespaces_of` in `native/exec.rs` (none yet: the hook for network namespaces). It does not
+//! enter the instance's PID namespace.
 
 mod exec;
 mod handle;
@@ -119,6 +131,38 @@ impl Runtime for NativeRuntime {
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
         exec::exec(&self.config, instance, argv, timeout).await
+    }
+}
+
+/// The exit code reported when a status cannot be read (someone else reaped the process).
+const UNKNOWN_EXIT: i32 = 255;
+
+/// A wait result as Docker reports it: the exit code, or 128+N for a process killed by signal N.
+fn exit_code(status: io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => s
+            .code()
+            .or_else(|| s.signal().map(|n| 128 + n))
+            .unwrap_or(UNKNOWN_EXIT),
+        Err(_) => UNKNOWN_EXIT,
+    }
+}
+
+/// Why the shim itself could not be started.
+fn shim_failure(config: &NativeConfig, e: &io::Error, new_pid_namespace: bool) -> String {
+    let shim = config
+        .shim
+        .first()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match e.raw_os_error() {
+        Some(nix::libc::EPERM) | Some(nix::libc::EINVAL) if new_pid_namespace => format!(
+            "cannot create a PID namespace: {} (it needs root; run without pid_namespace)",
+            describe(e)
+        ),
+        Some(nix::libc::ENOENT) => format!("wharf's shim `{shim}` does not exist"),
+        _ => format!("cannot run wharf's shim `{shim}`: {}", describe(e)),
     }
 }
 

@@ -24,7 +24,7 @@
 //!   own session, forwards signals to its process group, and when the program exits, or the
 //!   daemon dies (its death signal is a catchable SIGTERM here, told apart from a forwarded one
 //!   by the shim's parent having changed), SIGKILLs the program's group and every remaining
-//!   descendant (see [`reaper`]) before exiting. What can still escape is documented in
+//!   descendant (see `shim/reaper.rs`) before exiting. What can still escape is documented in
 //!   [`crate::native`].
 //! - `exec`: become the command (no fork), for `Runtime::exec`.
 //!
@@ -32,7 +32,7 @@
 //! working directory, the user (only when running as root), a parent death signal (SIGKILL,
 //! armed after the user switch, which clears it), default signal dispositions and an empty signal
 //! mask, then `execvp` with the environment the shim itself received. Whether that worked is
-//! reported on the status pipe ([`report`]).
+//! reported on the status pipe (`shim/report.rs`).
 
 mod args;
 mod program;

@@ -5,20 +5,20 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use nix::libc;
+use rustix::process::{WaitId, WaitIdOptions, waitid};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::spawner::{Launch, spawn_shim};
-use super::start::{OUTPUT_DRAIN_GRACE, REPORT_TIMEOUT};
-use super::{NativeConfig, describe, pidfd};
+use super::start::OUTPUT_DRAIN_GRACE;
+use super::{NativeConfig, describe, exit_code, pidfd, shim_failure};
 use crate::shim::report::Report;
 use crate::shim::{Mode, ShimArgs};
 use crate::{ExecOutput, ExitStatus, InstanceHandle, RuntimeError};
@@ -71,27 +71,28 @@ pub(super) async fn exec(
         stderr: Stdio::from(out_write2),
     })
     .await
-    .map_err(|e| fail(format!("cannot run wharf's shim: {}", describe(&e))))?;
+    .map_err(|e| fail(shim_failure(config, &e, false)))?;
 
     let (stop, stopped) = oneshot::channel();
     let mut collector = tokio::spawn(collect_tail(OwnedFd::from(out_read), stopped));
 
-    let reports = tokio::time::timeout(REPORT_TIMEOUT, shim.reports()).await;
-    let error = match reports {
+    // The shim's report comes before the command runs: its time counts against the timeout.
+    let reported = tokio::time::timeout_at(deadline, shim.reports()).await;
+    let in_time = reported.is_ok();
+    let error = match reported {
         Ok(Ok(reports)) => reports.into_iter().find_map(|r| match r {
             Report::Error(reason) => Some(reason),
             Report::ProcessPid(_) => None,
         }),
         Ok(Err(e)) => Some(format!("cannot read the shim's report: {}", describe(&e))),
-        Err(_) => Some("the shim did not report whether the command started".into()),
+        Err(_) => None,
     };
+    let finished = error.is_some()
+        || (in_time
+            && tokio::time::timeout_at(deadline, exited(&shim.pidfd))
+                .await
+                .is_ok());
     let group = shim.pid as i32;
-    let finished = match &error {
-        Some(_) => true,
-        None => tokio::time::timeout_at(deadline, exited(&shim.pidfd))
-            .await
-            .is_ok(),
-    };
     // The command is still unreaped (alive or a zombie): its pid is still its group's id.
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe { libc::kill(-group, libc::SIGKILL) };
@@ -108,33 +109,21 @@ pub(super) async fn exec(
             collector.await.unwrap_or_default()
         }
     };
-    let status = match (finished, status) {
-        (false, _) => None,
-        (true, Ok(s)) => Some(ExitStatus::Code(
-            s.code()
-                .or_else(|| s.signal().map(|n| 128 + n))
-                .unwrap_or(255),
-        )),
-        (true, Err(e)) => {
-            return Err(RuntimeError::Instance {
-                instance: spec.name.clone(),
-                reason: format!("cannot wait for `{program}`: {}", describe(&e)),
-            });
-        }
-    };
+    let status = finished.then(|| ExitStatus::Code(exit_code(status)));
     Ok(ExecOutput {
         status,
         output: tail_text(&tail),
     })
 }
 
-/// Waits for the command's exit without reaping it (so its process group can still be killed
-/// safely); falls back to polling the pidfd's existence if it cannot be watched.
+/// Waits for the command's exit without reaping it (so that its process group can still be
+/// killed safely); falls back to polling when the pidfd cannot be watched.
 async fn exited(pidfd: &OwnedFd) {
     if pidfd::exited(pidfd).await.is_ok() {
         return;
     }
-    while pidfd::send(pidfd, 0).is_ok() {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    while let Ok(None) = waitid(WaitId::PidFd(pidfd.as_fd()), options) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

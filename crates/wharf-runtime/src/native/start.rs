@@ -1,8 +1,6 @@
 //! `Runtime::start`, natively: the shim, its reports, the output readers and the exit watcher.
 
 use std::ffi::OsString;
-use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::handle::{KillTarget, NativeHandle};
 use super::output::forward_lines;
 use super::spawner::{Launch, ShimProcess, spawn_shim};
-use super::{NativeConfig, describe, pidfd};
+use super::{NativeConfig, describe, exit_code, pidfd, shim_failure};
 use crate::shim::report::Report;
 use crate::shim::{Mode, ShimArgs};
 use crate::{ExitStatus, InstanceSpec, RuntimeError, Started, Stream};
@@ -67,7 +65,7 @@ pub(super) async fn start(
         stderr: Stdio::piped(),
     })
     .await
-    .map_err(|e| fail(shim_failure(config, &e)))?;
+    .map_err(|e| fail(shim_failure(config, &e, mode == Mode::Init)))?;
 
     let reports = match tokio::time::timeout(REPORT_TIMEOUT, shim.reports()).await {
         Ok(Ok(reports)) => reports,
@@ -133,13 +131,7 @@ pub(super) async fn start(
         ..
     } = shim;
     tokio::spawn(async move {
-        let code = match child.wait().await {
-            Ok(status) => status
-                .code()
-                .or_else(|| status.signal().map(|n| 128 + n))
-                .unwrap_or(UNKNOWN_EXIT),
-            Err(_) => UNKNOWN_EXIT,
-        };
+        let code = exit_code(child.wait().await);
         let drained = async {
             for reader in readers {
                 let _ = reader.await;
@@ -161,9 +153,6 @@ pub(super) async fn start(
     })
 }
 
-/// The exit code reported when the shim's status cannot be read (someone else reaped it).
-const UNKNOWN_EXIT: i32 = 255;
-
 /// A shim that failed to start the program (or to report): make sure it is gone, and reap it.
 fn abandon(shim: ShimProcess) {
     let ShimProcess {
@@ -173,20 +162,4 @@ fn abandon(shim: ShimProcess) {
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-}
-
-fn shim_failure(config: &NativeConfig, e: &io::Error) -> String {
-    let shim = config
-        .shim
-        .first()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EINVAL) if config.pid_namespace => format!(
-            "cannot create a PID namespace: {} (it needs root; run without pid_namespace)",
-            describe(e)
-        ),
-        Some(libc::ENOENT) => format!("wharf's shim `{shim}` does not exist"),
-        _ => format!("cannot run wharf's shim `{shim}`: {}", describe(e)),
-    }
 }

@@ -128,10 +128,10 @@ impl Program {
     fn exec_failure(&self, e: Errno) -> (i32, String) {
         let program = self.argv[0].to_string_lossy();
         match e {
-            Errno::ENOENT if !program.contains('/') => {
-                let path = std::env::var("PATH").unwrap_or_default();
-                (127, format!("not found in PATH ({path})"))
-            }
+            Errno::ENOENT if !program.contains('/') => match std::env::var("PATH") {
+                Ok(path) => (127, format!("not found in PATH ({path})")),
+                Err(_) => (127, "not found (PATH is not set)".into()),
+            },
             Errno::ENOENT => (
                 127,
                 "no such file or directory (or its interpreter is missing)".into(),

@@ -48,7 +48,7 @@ impl Reporter {
             // SAFETY: only used to ask whether the descriptor is open.
             rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(*fd) }).is_ok()
         });
-        // SAFETY: the daemon opened this descriptor for us and nothing else in this process owns it.
+        // SAFETY: the daemon opened this descriptor for us; nothing else in this process owns it.
         let fd = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
         if let Some(fd) = &fd {
             // Closed by the program's successful exec: that is the "started" signal.

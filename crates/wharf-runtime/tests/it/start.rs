@@ -52,9 +52,10 @@ async fn environment_is_exactly_the_spec_and_working_dir_is_used() {
 #[tokio::test]
 async fn long_lines_are_split_and_bytes_that_are_not_utf8_replaced() {
     let started = runtime(false)
-        .start(&sh(
-            "head -c 70000 /dev/zero | tr '\\0' a; echo; printf '\\377ok\\r\\n'; printf 'no newline'",
-        ))
+        .start(&sh(concat!(
+            "head -c 70000 /dev/zero | tr '\\0' a; echo; ",
+            "printf '\\377ok\\r\\n'; printf 'no newline'"
+        )))
         .await
         .expect("start");
     let (lines, status) = finish(started).await;
