@@ -295,6 +295,10 @@ fn canonical_depends_on(node: &mut Node) {
     }
 }
 
+/// Docker Compose expands `1-65535:1-65535` into 65,535 mappings; each costs wharf a few hundred
+/// bytes of tree at every step, so a bound keeps a typo from taking gigabytes (found by fuzzing).
+pub const MAX_PORTS_PER_SERVICE: usize = 10_000;
+
 fn canonical_port(item: Node, out: &mut Vec<Node>, errors: &mut Vec<Diagnostic>) {
     let span = item.span;
     let text = match &item.value {
@@ -324,6 +328,16 @@ fn canonical_port(item: Node, out: &mut Vec<Node>, errors: &mut Vec<Diagnostic>)
         }
     };
     match parse_port(&text) {
+        Ok(specs) if out.len() + specs.len() > MAX_PORTS_PER_SERVICE => errors.push(
+            Diagnostic::error(
+                format!(
+                    "`{text}` publishes {} ports; wharf accepts at most {MAX_PORTS_PER_SERVICE} ports per service",
+                    specs.len()
+                ),
+                span,
+            )
+            .with_help("publish a smaller range, or split the service"),
+        ),
         Ok(specs) => {
             for spec in specs {
                 let mut m = Mapping::new();

@@ -57,11 +57,10 @@ pub(crate) fn decode(
     };
     let empty = Mapping::new();
     let top = root.as_map().unwrap_or(&empty);
-    let section = |key: &str| {
+    let section = |key: &str| -> &Mapping {
         top.get(key)
             .and_then(|e| e.node.as_map())
-            .cloned()
-            .unwrap_or_default()
+            .unwrap_or(&empty)
     };
 
     let mut extensions = BTreeMap::new();
@@ -110,7 +109,7 @@ pub(crate) fn decode(
     let mut disabled_services = BTreeMap::new();
     let mut all_profiles = BTreeSet::new();
     let service_entries = section("services");
-    for (sname, entry) in &service_entries {
+    for (sname, entry) in service_entries {
         let service = d.service(sname, entry.key_span, &entry.node);
         all_profiles.extend(service.profiles.iter().cloned());
         let enabled = service.profiles.is_empty()
@@ -156,7 +155,7 @@ pub(crate) fn decode(
         extensions,
     };
     let mut errors = d.errors;
-    check_references(&project, &service_entries, &mut errors);
+    check_references(&project, service_entries, &mut errors);
     loader.diagnostics.extend(errors);
     add_implied_dependencies(&mut project);
     remove_unused_resources(&mut project);
@@ -408,10 +407,19 @@ impl Decoder<'_> {
             })
             .collect();
         let mut environment: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut env_file_sources: BTreeMap<String, PathBuf> = BTreeMap::new();
         if let Some(Value::Seq(files)) = get("env_file").map(|n| &n.value) {
             for f in files {
-                self.env_file(name, f, &declared, &mut environment);
+                let read = self.env_file(name, f, &declared, &mut environment);
+                if let Some(path) = f.get("path").and_then(Node::scalar_text) {
+                    for k in read {
+                        env_file_sources.insert(k, PathBuf::from(&path));
+                    }
+                }
             }
+        }
+        for k in declared.keys() {
+            env_file_sources.remove(k);
         }
         environment.extend(declared);
 
@@ -500,6 +508,7 @@ impl Decoder<'_> {
             command,
             entrypoint,
             environment,
+            env_file_sources,
             working_dir: get("working_dir").and_then(|n| self.string(n, &what("working_dir"))),
             user: get("user").and_then(|n| self.string(n, &what("user"))),
             ports,
@@ -530,9 +539,9 @@ impl Decoder<'_> {
         f: &Node,
         declared: &BTreeMap<String, Option<String>>,
         environment: &mut BTreeMap<String, Option<String>>,
-    ) {
+    ) -> Vec<String> {
         let Some(path) = f.get("path").and_then(Node::scalar_text) else {
-            return;
+            return Vec::new();
         };
         let required = f
             .get("required")
@@ -545,7 +554,7 @@ impl Decoder<'_> {
             .unwrap_or_else(|_| path.clone());
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Vec::new(),
             Err(e) => {
                 let reason = if e.kind() == std::io::ErrorKind::NotFound {
                     "not found".to_string()
@@ -556,7 +565,7 @@ impl Decoder<'_> {
                     Diagnostic::error(format!("env file {shown} of service `{service}`: {reason}"), f.span)
                         .with_help("create the file, fix the path (relative to the project directory), or mark it `required: false`"),
                 );
-                return;
+                return Vec::new();
             }
         };
         let env = self.env;
@@ -571,19 +580,25 @@ impl Decoder<'_> {
             Ok(pairs) => {
                 // A bare `KEY` line that the environment does not define is dropped, as Docker
                 // Compose does (unlike `environment: [KEY]`, which stays as a key without value).
+                let mut read = Vec::new();
                 for (k, v) in pairs {
                     if let Some(v) = v {
-                        environment.insert(k, Some(v));
+                        environment.insert(k.clone(), Some(v));
+                        read.push(k);
                     }
                 }
+                read
             }
-            Err(e) => self.err(
-                format!(
-                    "env file {shown} of service `{service}`, line {}: {}",
-                    e.line, e.message
-                ),
-                f.span,
-            ),
+            Err(e) => {
+                self.err(
+                    format!(
+                        "env file {shown} of service `{service}`, line {}: {}",
+                        e.line, e.message
+                    ),
+                    f.span,
+                );
+                Vec::new()
+            }
         }
     }
 
@@ -1425,6 +1440,12 @@ mod tests {
         assert!(
             !env.contains_key("BARE"),
             "a bare key with no value anywhere is left out"
+        );
+        let sources = &p.services["a"].env_file_sources;
+        assert!(sources["URL"].ends_with("a.env"), "{sources:?}");
+        assert!(
+            !sources.contains_key("USER"),
+            "a variable set again by `environment` did not come from the file"
         );
     }
 

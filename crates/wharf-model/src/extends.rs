@@ -13,12 +13,16 @@ use crate::node::{Mapping, Node, Value};
 
 /// Resolves every `extends` of the services of `tree`, the tree of the file at `path`.
 pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: &Path) {
+    let uses_extends = tree
+        .get("services")
+        .and_then(Node::as_map)
+        .is_some_and(|m| m.values().any(|e| e.node.get("extends").is_some()));
+    if !uses_extends {
+        return;
+    }
     let Some(services) = tree.get("services").and_then(Node::as_map).cloned() else {
         return;
     };
-    if !services.values().any(|e| e.node.get("extends").is_some()) {
-        return;
-    }
     let mut resolved = Mapping::new();
     let mut cache = Vec::new();
     for (name, entry) in &services {

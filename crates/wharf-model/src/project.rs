@@ -51,6 +51,9 @@ pub struct Service {
     /// `env_file` contents with `environment` applied over them; `None` values were declared
     /// without a value and not found in the environment.
     pub environment: BTreeMap<String, Option<String>>,
+    /// For each variable of `environment` whose value came from an env file (and was not set again
+    /// by `environment`), that file's absolute path: exporters keep secret files' values secret.
+    pub env_file_sources: BTreeMap<String, PathBuf>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub ports: Vec<Port>,

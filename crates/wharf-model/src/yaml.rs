@@ -228,7 +228,8 @@ impl Builder {
                 ..
             }) => match key.take() {
                 None => {
-                    let name = match &node.value {
+                    let key_span = node.span;
+                    let name = match node.value {
                         Value::Null => "null".to_string(),
                         Value::Seq(_) | Value::Map(_) => {
                             return Err(Diagnostic::error(
@@ -236,9 +237,11 @@ impl Builder {
                                 span,
                             ));
                         }
-                        _ => node.scalar_text().unwrap_or_default(),
+                        // Most keys are strings: take the text instead of copying it.
+                        Value::Str(s) => s,
+                        other => Node::new(other, key_span).scalar_text().unwrap_or_default(),
                     };
-                    *key = Some((name, node.span, merge_key));
+                    *key = Some((name, key_span, merge_key));
                     Ok(())
                 }
                 Some((name, key_span, is_merge)) => {
@@ -394,11 +397,15 @@ fn parse_bool(s: &str) -> Option<bool> {
 
 /// Go's `strconv.ParseInt(s, 0, 64)` after removing `_`, plus YAML 1.2's `0o` octal.
 fn parse_int(s: &str) -> Option<i64> {
-    let plain: String = s.chars().filter(|&c| c != '_').collect();
+    let plain: std::borrow::Cow<'_, str> = if s.contains('_') {
+        s.chars().filter(|&c| c != '_').collect::<String>().into()
+    } else {
+        s.into()
+    };
     let (negative, digits) = match plain.as_bytes().first()? {
         b'-' => (true, &plain[1..]),
         b'+' => (false, &plain[1..]),
-        _ => (false, plain.as_str()),
+        _ => (false, plain.as_ref()),
     };
     if digits.is_empty() {
         return None;
@@ -423,8 +430,12 @@ fn parse_int(s: &str) -> Option<i64> {
 }
 
 fn parse_float(s: &str) -> Option<f64> {
-    let plain: String = s.chars().filter(|&c| c != '_').collect();
-    match plain.as_str() {
+    let plain: std::borrow::Cow<'_, str> = if s.contains('_') {
+        s.chars().filter(|&c| c != '_').collect::<String>().into()
+    } else {
+        s.into()
+    };
+    match plain.as_ref() {
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),

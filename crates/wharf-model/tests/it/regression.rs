@@ -194,3 +194,27 @@ fn undefined_network_points_at_its_name() {
     let e = d.errors().next().expect("an error");
     assert_eq!(e.span.map(|s| (s.line, s.col)), Some((6, 9)), "{d}");
 }
+
+/// Found by fuzzing (fuzz/regressions/load/): `1-65535:1-65535` expanded into 65,535 mappings
+/// took seconds and hundreds of MB, ten of them gigabytes. The range is refused with a message.
+#[test]
+fn a_huge_port_range_is_refused_not_expanded() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/load/oom-port-ranges-10-services.yaml"
+    ))
+    .expect("the reproducer");
+    let options = LoadOptions {
+        files: vec!["-".into()],
+        stdin: Some(text),
+        working_dir: dir.path().to_path_buf(),
+        project_name: Some("p".into()),
+        ..LoadOptions::default()
+    };
+    let err = load(&options).expect_err("refused").to_string();
+    assert!(
+        err.contains("publishes 65535 ports; wharf accepts at most 10000 ports per service"),
+        "{err}"
+    );
+}
