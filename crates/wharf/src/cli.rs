@@ -20,8 +20,9 @@ pub struct Cli {
 /// The global flags that select and load a project, as in `docker compose`.
 #[derive(Debug, Args)]
 pub struct ProjectFlags {
-    /// Compose file(s), merged in order; `-` reads standard input
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    /// Compose file(s), merged in order; `-` reads standard input. Before the verb, as in
+    /// `docker compose` (`wharf logs -f` follows logs)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Project name (default: COMPOSE_PROJECT_NAME, the top-level `name`, or the directory name)
     #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
@@ -46,6 +47,137 @@ pub struct ProjectFlags {
 pub enum Command {
     /// Validate the project and print it in normalised form, like `docker compose config`
     Config(ConfigArgs),
+    /// Create and start the project's services, and show their output (Ctrl-C stops them)
+    Up(UpArgs),
+    /// List the project's instances
+    Ps(PsArgs),
+    /// Show the output of the project's instances
+    Logs(LogsArgs),
+    /// Start stopped services
+    Start(ServicesArgs),
+    /// Stop running services, dependents first
+    Stop(ServicesArgs),
+    /// Stop and start services
+    Restart(ServicesArgs),
+    /// Set the number of instances of services
+    Scale(ScaleArgs),
+    /// Show the project's events as they happen (state changes of its instances)
+    Events(EventsArgs),
+    /// Run a command as an instance of a service runs: its environment, directory and user
+    Exec(ExecArgs),
+    /// Stop the project's instances and forget the project
+    Down(DownArgs),
+    /// Run the daemon in the foreground (for systemd); other verbs start it when needed
+    Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Return once the services are started, without showing their output
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Return once every service is running and healthy (or, for a one-shot that others wait
+    /// on, exited 0); implies --detach
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, in seconds
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub wait_timeout: Option<u64>,
+    /// Recreate instances even when their configuration did not change
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// Keep existing instances even when their configuration changed
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Only these services (and the services they depend on)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Also instances that stopped or exited
+    #[arg(short, long)]
+    pub all: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PsFormat::Table)]
+    pub format: PsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep showing new output (also after an instance restarts)
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many lines to show from the end of each instance's output: a number, or `all`
+    #[arg(short = 'n', long, default_value = "all", value_name = "N")]
+    pub tail: String,
+    /// Show when each line was written
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only these services
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Only these services (default: all)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// SERVICE=N, one or more
+    #[arg(required = true, value_name = "SERVICE=N", value_parser = parse_scale)]
+    pub scale: Vec<(String, u32)>,
+}
+
+fn parse_scale(s: &str) -> Result<(String, u32), String> {
+    let (service, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SERVICE=N, found `{s}`"))?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("`{n}` is not a number of instances (in `{s}`)"))?;
+    Ok((service.to_string(), n))
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// One JSON object a line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Which instance of the service, from 1
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub index: u32,
+    pub service: String,
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also delete the data of the project's named volumes
+    #[arg(short, long)]
+    pub volumes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,19 +1,52 @@
-//! One module per verb; this one loads the project they share.
+//! One module per verb; this one loads the project they share and finds its name.
 
 mod config;
+mod daemon;
+mod down;
+mod events;
+mod exec;
+mod logs;
+mod ps;
+mod restart;
+mod scale;
+mod start;
+mod stop;
+mod up;
 
+use std::future::Future;
 use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use wharf_model::{LoadOptions, Loaded, load};
 
 use crate::cli::{Cli, Command, ProjectFlags};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Config(args) => config::run(&cli.project, &args),
+    let flags = &cli.project;
+    match &cli.command {
+        Command::Config(args) => config::run(flags, args),
+        Command::Up(args) => up::run(flags, args),
+        Command::Ps(args) => ps::run(flags, args),
+        Command::Logs(args) => logs::run(flags, args),
+        Command::Start(args) => start::run(flags, args),
+        Command::Stop(args) => stop::run(flags, args),
+        Command::Restart(args) => restart::run(flags, args),
+        Command::Scale(args) => scale::run(flags, args),
+        Command::Events(args) => events::run(flags, args),
+        Command::Exec(args) => exec::run(flags, args),
+        Command::Down(args) => down::run(flags, args),
+        Command::Daemon => daemon::run(),
     }
+}
+
+/// Runs the async part of a verb that talks to the daemon.
+fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(future))
 }
 
 /// Loads the project the global flags name. Warnings go to standard error; on errors, every
@@ -53,4 +86,34 @@ pub fn load_project(flags: &ProjectFlags) -> anyhow::Result<Result<Loaded, ExitC
             Ok(Err(ExitCode::from(1)))
         }
     }
+}
+
+/// The project a verb other than `up` acts on: `-p` (or COMPOSE_PROJECT_NAME) alone is enough;
+/// otherwise the project is loaded as `config` loads it, for its name.
+pub fn project_name(flags: &ProjectFlags) -> anyhow::Result<Result<String, ExitCode>> {
+    let named = flags.project_name.clone().or_else(|| {
+        std::env::var("COMPOSE_PROJECT_NAME")
+            .ok()
+            .filter(|n| !n.is_empty() && flags.files.is_empty())
+    });
+    if let Some(name) = named {
+        if !wharf_model::load::is_valid_project_name(&name) {
+            bail!(
+                "`{name}` is not a valid project name: use lowercase letters, digits, dashes and underscores, starting with a letter or digit"
+            );
+        }
+        return Ok(Ok(name));
+    }
+    Ok(load_project(flags)?.map(|l| l.project.name))
+}
+
+/// The services of a verb's arguments: `None` for all.
+fn services(list: &[String]) -> Option<Vec<String>> {
+    (!list.is_empty()).then(|| list.to_vec())
+}
+
+/// Prints an error from the daemon the way every verb does, and returns the failure status.
+fn failed(error: &wharf_api::ApiError) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
 }

@@ -1,8 +1,11 @@
 //! Integration tests of the `wharf` binary, run as a user runs it: the conformance cases of
-//! `testdata/` through `wharf config`, and bad inputs reported on standard error with their place.
+//! `testdata/` through `wharf config`, bad inputs reported on standard error with their place,
+//! and stacks of real processes run by the daemon through the verbs.
 
 mod bad_input;
 mod config;
+mod stack;
+mod verbs;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,544 @@
+//! The daemon's [`Control`]: each verb of the API carried out by the supervisor, with the
+//! desired state kept in the store so that a restarted daemon knows what to bring back.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc, watch};
+use wharf_api::Control;
+use wharf_api::message::{
+    ActionResponse, ApiError, DaemonInfo, DownResponse, ErrorKind, Event, EventKind, ExecContext,
+    InstanceState, LogEntry, LogStream, LogsQuery, ProjectSummary, UpRequest, UpResponse,
+};
+use wharf_model::Project;
+use wharf_supervisor::{Supervisor, SupervisorError, UpOptions, spec};
+
+use crate::log_store::LogStore;
+use crate::restore::services_to_restore;
+use crate::state_dir::StateDir;
+use crate::store::{Store, load_normalised};
+use crate::tracked_runtime::TrackedRuntime;
+
+/// How long a request waits for the projects of the previous daemon to come back before it
+/// goes ahead anyway.
+const RESTORE_WAIT: Duration = Duration::from_secs(30);
+
+pub struct DaemonControl {
+    pub(crate) supervisor: Supervisor,
+    pub(crate) store: Arc<Store>,
+    pub(crate) logs: LogStore,
+    pub(crate) runtime: Arc<TrackedRuntime>,
+    pub(crate) state_dir: StateDir,
+    pub(crate) base_env: BTreeMap<String, String>,
+    /// True once the stored projects were brought back.
+    pub(crate) restored: watch::Receiver<bool>,
+}
+
+impl DaemonControl {
+    /// Brings back the stored projects' services whose restart policy says so, all projects at
+    /// once. Every project is known to the supervisor afterwards, even with nothing to start.
+    pub async fn restore(&self) {
+        let stored = match self.store.list() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("wharf daemon: cannot read the stored projects: {e}");
+                return;
+            }
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for (name, record) in stored {
+            let project = match record.project() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!(
+                        "wharf daemon: cannot load the stored project `{name}` (bring it up again with `wharf up`):\n{e}"
+                    );
+                    continue;
+                }
+            };
+            let services = services_to_restore(&project, &record.stopped);
+            let mut scale = record.scale.clone();
+            scale.retain(|s, _| project.services.contains_key(s));
+            let supervisor = self.supervisor.clone();
+            set.spawn(async move {
+                let options = UpOptions {
+                    services: Some(services.clone()),
+                    scale,
+                    ..UpOptions::default()
+                };
+                match supervisor.up(Arc::new(project), options).await {
+                    Ok(_) if services.is_empty() => {
+                        eprintln!("wharf daemon: project `{name}`: no service to bring back")
+                    }
+                    Ok(_) => eprintln!(
+                        "wharf daemon: project `{name}`: brought back {}",
+                        services.join(", ")
+                    ),
+                    Err(e) => {
+                        eprintln!("wharf daemon: project `{name}`: cannot bring it back: {e}")
+                    }
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    /// Stops every instance of every project (the daemon is shutting down); the desired state
+    /// is kept, so the next daemon brings them back.
+    pub async fn stop_everything(&self) {
+        let mut set = tokio::task::JoinSet::new();
+        for name in self.supervisor.projects() {
+            let supervisor = self.supervisor.clone();
+            set.spawn(async move {
+                let _ = supervisor.stop(&name, None).await;
+            });
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    async fn restored(&self) {
+        let mut restored = self.restored.clone();
+        let _ = tokio::time::timeout(RESTORE_WAIT, restored.wait_for(|r| *r)).await;
+    }
+
+    /// Runs a store operation off the async threads (a commit syncs to disk).
+    async fn with_store<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> Result<T, crate::DaemonError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || op(&store))
+            .await
+            .map_err(|e| ApiError::internal(format!("the store's task failed: {e}")))?
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// The project as the supervisor has it, or as stored.
+    async fn project(&self, name: &str) -> Result<Arc<Project>, ApiError> {
+        if let Some(p) = self.supervisor.project(name) {
+            return Ok(p);
+        }
+        let owned = name.to_string();
+        let stored = self.with_store(move |s| s.get(&owned)).await?;
+        match stored {
+            Some(record) => record
+                .project()
+                .map(Arc::new)
+                .map_err(|e| ApiError::internal(format!("cannot load the stored project: {e}"))),
+            None => Err(unknown_project(name)),
+        }
+    }
+
+    /// `services`, checked against the project; `None` stays `None` (all).
+    fn check_services(project: &Project, services: Option<&[String]>) -> Result<(), ApiError> {
+        for s in services.into_iter().flatten() {
+            if !project.services.contains_key(s) {
+                let known: Vec<&str> = project.services.keys().map(String::as_str).collect();
+                return Err(ApiError::bad_request(format!(
+                    "project `{}` has no service `{s}`; its services are: {}",
+                    project.name,
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn all_services(project: &Project, services: Option<Vec<String>>) -> Vec<String> {
+        services.unwrap_or_else(|| project.services.keys().cloned().collect())
+    }
+}
+
+fn unknown_project(name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no project `{name}` here: bring it up with `wharf up` (or name another with -p)"
+    ))
+}
+
+fn supervisor_error(e: SupervisorError) -> ApiError {
+    match e {
+        SupervisorError::UnknownProject(p) => unknown_project(&p),
+        SupervisorError::Plan(e) => ApiError::bad_request(e.to_string()),
+        SupervisorError::Config { message, help, .. } => {
+            ApiError::bad_request(format!("{message}\n  help: {help}"))
+        }
+        e @ SupervisorError::Failed(_) => ApiError::failed(e.to_string()),
+        e @ SupervisorError::Timeout(..) => ApiError::new(ErrorKind::Timeout, e.to_string()),
+    }
+}
+
+fn action(
+    report: Result<wharf_supervisor::UpReport, SupervisorError>,
+) -> Result<ActionResponse, ApiError> {
+    report
+        .map(|r| ActionResponse {
+            warnings: r.warnings,
+        })
+        .map_err(supervisor_error)
+}
+
+#[async_trait]
+impl Control for DaemonControl {
+    fn info(&self) -> DaemonInfo {
+        DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            state_dir: self.state_dir.root().to_path_buf(),
+            runtime: self.supervisor.runtime().name().to_string(),
+        }
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectSummary>, ApiError> {
+        self.restored().await;
+        let stored = self.with_store(|s| s.list()).await?;
+        let mut names: Vec<String> = self.supervisor.projects();
+        names.extend(stored.keys().cloned());
+        names.sort();
+        names.dedup();
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let instances = self.supervisor.instances(&name);
+                ProjectSummary {
+                    project_directory: stored.get(&name).map(|r| r.project_directory.clone()),
+                    running: instances.iter().filter(|i| !i.finished).count(),
+                    instances: instances.len(),
+                    name,
+                }
+            })
+            .collect())
+    }
+
+    async fn up(&self, name: &str, request: UpRequest) -> Result<UpResponse, ApiError> {
+        self.restored().await;
+        let project = load_normalised(&request.yaml, &request.project_directory).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the daemon cannot load the project the CLI sent (are they of different versions? restart the daemon):\n{e}"
+            ))
+        })?;
+        if project.name != name {
+            return Err(ApiError::bad_request(format!(
+                "the project sent is named `{}`, not `{name}`",
+                project.name
+            )));
+        }
+        Self::check_services(&project, request.services.as_deref())?;
+        let (owned, yaml, dir, services) = (
+            name.to_string(),
+            request.yaml.clone(),
+            request.project_directory.clone(),
+            request.services.clone(),
+        );
+        let stored = self
+            .with_store(move |s| {
+                s.record_up(&owned, &yaml, &dir, services.as_deref())?;
+                s.get(&owned)
+            })
+            .await?;
+        let mut scale = stored.map(|r| r.scale).unwrap_or_default();
+        scale.retain(|s, _| project.services.contains_key(s));
+        let options = UpOptions {
+            services: request.services,
+            force_recreate: request.force_recreate,
+            no_recreate: request.no_recreate,
+            scale,
+        };
+        let report = self
+            .supervisor
+            .up(Arc::new(project), options)
+            .await
+            .map_err(supervisor_error)?;
+        if request.wait {
+            let timeout = Duration::from_millis(
+                request
+                    .wait_timeout_ms
+                    .unwrap_or(wharf_api::message::DEFAULT_WAIT_TIMEOUT_MS),
+            );
+            self.supervisor
+                .wait_ready(name, timeout)
+                .await
+                .map_err(supervisor_error)?;
+        }
+        Ok(UpResponse {
+            plan: report.plan.to_string(),
+            warnings: report.warnings,
+        })
+    }
+
+    async fn ps(&self, name: &str, all: bool) -> Result<Vec<InstanceState>, ApiError> {
+        self.restored().await;
+        self.project(name).await?;
+        let mut instances = self.supervisor.instances(name);
+        if !all {
+            instances.retain(|i| !i.finished);
+        }
+        Ok(instances)
+    }
+
+    async fn logs(
+        &self,
+        name: &str,
+        query: LogsQuery,
+    ) -> Result<mpsc::Receiver<LogEntry>, ApiError> {
+        self.restored().await;
+        let services = query.service_list();
+        match self.project(name).await {
+            Ok(project) => Self::check_services(&project, Some(&services))?,
+            // `up` (attached) follows a project before it exists, so that no line is missed.
+            Err(e) if e.kind == ErrorKind::NotFound && query.follow => {}
+            Err(e) => return Err(e),
+        }
+        // Lines the supervisor handed over before this request are on disk before it reads.
+        self.logs.sync().await;
+        let store = self.logs.clone();
+        let (owned, wanted) = (name.to_string(), services.clone());
+        let (kept, live) = tokio::task::spawn_blocking(move || {
+            store.read(&owned, &wanted, query.tail, query.follow)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the log reader failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("cannot read the logs of `{name}`: {e}")))?;
+        let (tx, rx) = mpsc::channel(256);
+        let project = name.to_string();
+        let supervisor = self.supervisor.clone();
+        let mut events = self.supervisor.events();
+        tokio::spawn(async move {
+            for entry in kept {
+                if tx.send(entry).await.is_err() {
+                    return;
+                }
+            }
+            let Some(mut live) = live else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    () = tx.closed() => return,
+                    event = events.recv() => match event {
+                        // `down`: the project is gone, and so is the stream.
+                        Ok(Event { kind: EventKind::Removed, project: p, .. })
+                            if p == project && supervisor.project(&project).is_none() => return,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                        _ => {}
+                    },
+                    entry = live.recv() => match entry {
+                        Ok(e) => {
+                            let wanted = e.project == project
+                                && (services.is_empty() || services.contains(&e.service));
+                            if wanted && tx.send(e).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let marker = LogEntry {
+                                project: project.clone(),
+                                service: "wharf".into(),
+                                instance: "wharf".into(),
+                                time: wharf_api::timestamp::rfc3339_millis(std::time::SystemTime::now()),
+                                stream: LogStream::Wharf,
+                                line: format!("wharf: skipped {n} line(s) of every project's output: this reader fell behind (they are on disk: `wharf logs` shows them)"),
+                            };
+                            if tx.send(marker).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn start(
+        &self,
+        name: &str,
+        services: Option<Vec<String>>,
+    ) -> Result<ActionResponse, ApiError> {
+        self.restored().await;
+        let project = self.project(name).await?;
+        Self::check_services(&project, services.as_deref())?;
+        let list = Self::all_services(&project, services.clone());
+        let owned = name.to_string();
+        self.with_store(move |s| s.set_stopped(&owned, &list, false))
+            .await?;
+        action(self.supervisor.start(name, services.as_deref()).await)
+    }
+
+    async fn stop(
+        &self,
+        name: &str,
+        services: Option<Vec<String>>,
+    ) -> Result<ActionResponse, ApiError> {
+        self.restored().await;
+        let project = self.project(name).await?;
+        Self::check_services(&project, services.as_deref())?;
+        let list = Self::all_services(&project, services.clone());
+        let owned = name.to_string();
+        self.with_store(move |s| s.set_stopped(&owned, &list, true))
+            .await?;
+        self.supervisor
+            .stop(name, services.as_deref())
+            .await
+            .map_err(supervisor_error)?;
+        Ok(ActionResponse::default())
+    }
+
+    async fn restart(
+        &self,
+        name: &str,
+        services: Option<Vec<String>>,
+    ) -> Result<ActionResponse, ApiError> {
+        self.restored().await;
+        let project = self.project(name).await?;
+        Self::check_services(&project, services.as_deref())?;
+        let list = Self::all_services(&project, services.clone());
+        let owned = name.to_string();
+        self.with_store(move |s| s.set_stopped(&owned, &list, false))
+            .await?;
+        action(self.supervisor.restart(name, services.as_deref()).await)
+    }
+
+    async fn kill(
+        &self,
+        name: &str,
+        services: Option<Vec<String>>,
+    ) -> Result<ActionResponse, ApiError> {
+        let project = self.project(name).await?;
+        Self::check_services(&project, services.as_deref())?;
+        let mut warnings = Vec::new();
+        for instance in self.supervisor.instances(name) {
+            if services
+                .as_ref()
+                .is_some_and(|l| !l.contains(&instance.service))
+            {
+                continue;
+            }
+            if let Err(e) = self.runtime.kill(&instance.name) {
+                warnings.push(format!("cannot kill {}: {e}", instance.name));
+            }
+        }
+        Ok(ActionResponse { warnings })
+    }
+
+    async fn scale(
+        &self,
+        name: &str,
+        scale: BTreeMap<String, u32>,
+    ) -> Result<ActionResponse, ApiError> {
+        self.restored().await;
+        let project = self.project(name).await?;
+        let services: Vec<String> = scale.keys().cloned().collect();
+        Self::check_services(&project, Some(&services))?;
+        let (owned, stored_scale) = (name.to_string(), scale.clone());
+        self.with_store(move |s| {
+            s.set_scale(&owned, &stored_scale)?;
+            s.set_stopped(&owned, &services, false)
+        })
+        .await?;
+        action(self.supervisor.scale(name, scale).await)
+    }
+
+    async fn events(&self, project: Option<String>) -> Result<mpsc::Receiver<Event>, ApiError> {
+        let mut events = self.supervisor.events();
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tx.closed() => return,
+                    event = events.recv() => match event {
+                        Ok(e) => {
+                            if project.as_ref().is_none_or(|p| *p == e.project)
+                                && tx.send(e).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn exec_context(
+        &self,
+        name: &str,
+        service: &str,
+        index: u32,
+    ) -> Result<ExecContext, ApiError> {
+        self.restored().await;
+        let project = self.project(name).await?;
+        let service_list = [service.to_string()];
+        Self::check_services(&project, Some(&service_list))?;
+        let instance_name = spec::instance_name(name, service, index);
+        let instances = self.supervisor.instances(name);
+        let Some(state) = instances
+            .iter()
+            .find(|s| s.service == service && s.number == index)
+        else {
+            let count = instances.iter().filter(|s| s.service == service).count();
+            return Err(ApiError::failed(format!(
+                "{instance_name} does not exist: `{service}` has {count} instance(s); start it with `wharf up {service}` or pick another with --index"
+            )));
+        };
+        let Some(pid) = state.pid else {
+            return Err(ApiError::failed(format!(
+                "{instance_name} is not running; start it with `wharf start {service}`"
+            )));
+        };
+        let svc = &project.services[service];
+        let spec = spec::instance_spec(
+            &project,
+            svc,
+            index,
+            &self.base_env,
+            &self.state_dir.volumes(),
+        )
+        .map_err(supervisor_error)?;
+        Ok(ExecContext {
+            instance: spec.name,
+            pid: Some(pid),
+            environment: spec.environment,
+            working_dir: spec.working_dir,
+            user: spec.user,
+        })
+    }
+
+    async fn down(&self, name: &str, volumes: bool) -> Result<DownResponse, ApiError> {
+        self.restored().await;
+        let project = self.project(name).await?;
+        match self.supervisor.down(name).await {
+            Ok(()) | Err(SupervisorError::UnknownProject(_)) => {}
+            Err(e) => return Err(supervisor_error(e)),
+        }
+        let owned = name.to_string();
+        self.with_store(move |s| s.remove(&owned)).await?;
+        self.logs.forget(name).await;
+        let mut removed_volumes: Vec<PathBuf> = Vec::new();
+        if volumes {
+            for (key, volume) in &project.volumes {
+                if volume.external {
+                    continue;
+                }
+                let dir = spec::volume_dir(&self.state_dir.volumes(), &project, key);
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => removed_volumes.push(dir),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(ApiError::internal(format!(
+                            "cannot remove the data of volume `{key}` ({}): {e}",
+                            dir.display()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(DownResponse { removed_volumes })
+    }
+}

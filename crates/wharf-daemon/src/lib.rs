@@ -1,0 +1,144 @@
+//! wharf-daemon: the daemon behind the CLI. One per state directory ([`state_dir`]), it owns a
+//! supervisor, serves the control API on `<state>/wharf.sock`, keeps every instance's output
+//! ([`log_store`]) and each project's desired state ([`store`]), and on start brings back
+//! what the previous daemon ran ([`restore`]).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use wharf_runtime::Runtime;
+use wharf_supervisor::{Backoff, Supervisor, SupervisorOptions};
+
+pub mod control;
+pub mod log_store;
+pub mod restore;
+pub mod state_dir;
+pub mod store;
+pub mod tracked_runtime;
+
+pub use control::DaemonControl;
+pub use state_dir::StateDir;
+
+/// The exit status of `wharf daemon` when another daemon already holds the state directory
+/// (the CLI that started this one then talks to that one).
+pub const EXIT_ALREADY_RUNNING: u8 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot find a state directory: {0}")]
+    NoStateDir(String),
+    #[error("another wharf daemon{} already uses {}", pid_text(*.pid), .dir.display())]
+    AlreadyRunning { dir: PathBuf, pid: Option<u32> },
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the state store {}: {message} (if it is damaged, move it away and bring the projects up again)", .path.display())]
+    Store { path: PathBuf, message: String },
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+}
+
+impl DaemonError {
+    pub(crate) fn io(what: &str, path: &Path, source: io::Error) -> Self {
+        DaemonError::Io {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub struct DaemonConfig {
+    pub state_dir: StateDir,
+    /// What runs instances (natively: the shim-based [`wharf_runtime::native::NativeRuntime`]).
+    pub runtime: Arc<dyn Runtime>,
+    /// PATH, HOME, LANG and TZ for instances.
+    pub base_env: BTreeMap<String, String>,
+    /// The size cap of one instance's log file.
+    pub log_cap: u64,
+}
+
+/// Runs the daemon until `shutdown` resolves: takes the state directory's lock, brings back the
+/// stored projects and serves the API. On shutdown every instance is stopped (gracefully) and the
+/// desired state is kept, so the next daemon brings the projects back.
+pub async fn run(
+    config: DaemonConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let state_dir = config.state_dir;
+    state_dir.create()?;
+    let _lock = state_dir.lock()?;
+    let store = Arc::new(store::Store::open(&state_dir.store())?);
+    let logs = log_store::LogStore::open(state_dir.logs(), config.log_cap)
+        .map_err(|e| DaemonError::io("cannot open the log directory", &state_dir.logs(), e))?;
+    let runtime = Arc::new(tracked_runtime::TrackedRuntime::new(config.runtime));
+    let supervisor = Supervisor::new(
+        Arc::clone(&runtime) as Arc<dyn Runtime>,
+        Arc::new(logs.clone()),
+        SupervisorOptions {
+            base_env: config.base_env.clone(),
+            volumes_dir: state_dir.volumes(),
+            backoff: Backoff::default(),
+        },
+    );
+    let (restored_tx, restored) = watch::channel(false);
+    let control = Arc::new(DaemonControl {
+        supervisor,
+        store,
+        logs: logs.clone(),
+        runtime,
+        state_dir: state_dir.clone(),
+        base_env: config.base_env,
+        restored,
+    });
+
+    // Holding the lock, any socket file left is a dead daemon's.
+    let socket = state_dir.socket();
+    match std::fs::remove_file(&socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(DaemonError::io(
+                "cannot remove the stale socket",
+                &socket,
+                e,
+            ));
+        }
+    }
+    let listener =
+        UnixListener::bind(&socket).map_err(|e| DaemonError::io("cannot listen on", &socket, e))?;
+    StateDir::restrict(&socket)?;
+    eprintln!(
+        "wharf daemon {} (pid {}) listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        socket.display()
+    );
+
+    let restoring = Arc::clone(&control);
+    tokio::spawn(async move {
+        restoring.restore().await;
+        let _ = restored_tx.send(true);
+    });
+
+    let served = tokio::select! {
+        r = wharf_api::server::serve(listener, Arc::clone(&control) as Arc<dyn wharf_api::Control>) => r,
+        () = shutdown => Ok(()),
+    };
+    let _ = std::fs::remove_file(&socket);
+    eprintln!("wharf daemon: stopping every instance");
+    control.stop_everything().await;
+    logs.sync().await;
+    served.map_err(|e| DaemonError::io("cannot serve on", &socket, e))
+}

@@ -1,0 +1,462 @@
+//! Instance logs on disk: `<dir>/<project>/<instance>.log`, one JSON object a line
+//! (`{"time":"2026-11-03T10:04:05.123Z","stream":"stdout","line":"..."}`), at most `cap`
+//! bytes per file; a full file is renamed `<instance>.log.1` (replacing the previous one) and a
+//! new one begun.
+//!
+//! The supervisor hands over lines through [`LogSink::line`], which must never block: lines go
+//! into a bounded channel read by one writer thread. When the channel is full the line is
+//! dropped and counted, and the writer later writes a marker line saying how many were lost.
+//!
+//! Readers ([`LogStore::read`]) take the same gate the writer holds while it writes a batch and
+//! publishes it to followers, so a follower gets every line exactly once: those on disk before
+//! it subscribed, then the live ones.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use wharf_api::message::{InstanceState, LogEntry, LogStream};
+use wharf_api::timestamp::rfc3339_millis;
+use wharf_runtime::{OutputLine, Stream};
+use wharf_supervisor::LogSink;
+
+/// The size cap of one log file when none is configured.
+pub const DEFAULT_CAP: u64 = 10 * 1024 * 1024;
+
+/// How many lines may wait for the writer before new ones are dropped.
+const CHANNEL: usize = 8192;
+
+/// How many lines the writer takes at once (one flush, one gate).
+const BATCH: usize = 512;
+
+/// How far behind a follower may fall before it skips lines.
+const LIVE: usize = 4096;
+
+/// One line as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    time: String,
+    stream: LogStream,
+    line: String,
+}
+
+struct Line {
+    project: String,
+    service: String,
+    instance: String,
+    at: SystemTime,
+    stream: LogStream,
+    line: String,
+}
+
+enum Message {
+    Line(Line),
+    /// Close the project's files and delete its directory.
+    Forget {
+        project: String,
+        done: oneshot::Sender<()>,
+    },
+    /// Answer once everything before is on disk.
+    Sync(oneshot::Sender<()>),
+}
+
+type InstanceKey = (String, String, String);
+
+struct Shared {
+    dir: PathBuf,
+    cap: u64,
+    gate: Mutex<()>,
+    live: broadcast::Sender<LogEntry>,
+    dropped: Mutex<BTreeMap<InstanceKey, u64>>,
+    any_dropped: AtomicBool,
+}
+
+impl Shared {
+    fn gate(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The daemon's log store. Cheap to clone.
+#[derive(Clone)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Message>,
+}
+
+impl LogStore {
+    /// Opens the store in `dir` with a cap of `cap` bytes per file, and starts its writer
+    /// thread (which ends when the last clone is dropped).
+    pub fn open(dir: PathBuf, cap: u64) -> io::Result<Self> {
+        LogStore::with_channel(dir, cap, CHANNEL)
+    }
+
+    fn with_channel(dir: PathBuf, cap: u64, channel: usize) -> io::Result<Self> {
+        fs::create_dir_all(&dir)?;
+        let (live, _) = broadcast::channel(LIVE);
+        let shared = Arc::new(Shared {
+            dir,
+            cap: cap.max(1),
+            gate: Mutex::new(()),
+            live,
+            dropped: Mutex::new(BTreeMap::new()),
+            any_dropped: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel(channel);
+        let writer = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("wharf-log-writer".into())
+            .spawn(move || write_loop(&writer, rx))?;
+        Ok(LogStore { shared, tx })
+    }
+
+    /// Appends a line (the supervisor calls this through [`LogSink`]); never blocks.
+    pub fn append(
+        &self,
+        project: &str,
+        service: &str,
+        instance: &str,
+        at: SystemTime,
+        stream: LogStream,
+        line: &str,
+    ) {
+        let message = Message::Line(Line {
+            project: project.to_string(),
+            service: service.to_string(),
+            instance: instance.to_string(),
+            at,
+            stream,
+            line: line.to_string(),
+        });
+        if self.tx.try_send(message).is_err() {
+            let key = (
+                project.to_string(),
+                service.to_string(),
+                instance.to_string(),
+            );
+            *self
+                .shared
+                .dropped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(key)
+                .or_default() += 1;
+            self.shared.any_dropped.store(true, Ordering::Release);
+        }
+    }
+
+    /// The kept lines of `project`'s instances (of `services`, or all when empty), the last
+    /// `tail` of each instance, merged by time; and, with `follow`, a receiver of every line
+    /// written from then on (of every project: filter it).
+    pub fn read(
+        &self,
+        project: &str,
+        services: &[String],
+        tail: Option<usize>,
+        follow: bool,
+    ) -> io::Result<(Vec<LogEntry>, Option<broadcast::Receiver<LogEntry>>)> {
+        let _gate = self.shared.gate();
+        let live = follow.then(|| self.shared.live.subscribe());
+        let dir = self.shared.dir.join(project);
+        let mut entries = Vec::new();
+        let listing = match fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((entries, live)),
+            Err(e) => return Err(e),
+        };
+        let mut instances: Vec<String> = listing
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".log"))
+                    .map(str::to_string)
+            })
+            .collect();
+        instances.sort();
+        for instance in instances {
+            let service = service_of(project, &instance);
+            if !services.is_empty() && !services.contains(&service) {
+                continue;
+            }
+            let current = dir.join(format!("{instance}.log"));
+            let mut lines = last_lines(&current, tail)?;
+            if tail.is_none_or(|n| lines.len() < n) {
+                let previous = dir.join(format!("{instance}.log.1"));
+                let more = tail.map(|n| n - lines.len());
+                let mut older = match last_lines(&previous, more) {
+                    Ok(l) => l,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                older.append(&mut lines);
+                lines = older;
+            }
+            for l in lines {
+                let Ok(r) = serde_json::from_str::<Record>(&l) else {
+                    continue;
+                };
+                entries.push(LogEntry {
+                    project: project.to_string(),
+                    service: service.clone(),
+                    instance: instance.clone(),
+                    time: r.time,
+                    stream: r.stream,
+                    line: r.line,
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.time.cmp(&b.time));
+        Ok((entries, live))
+    }
+
+    /// Closes the project's log files and deletes them.
+    pub async fn forget(&self, project: &str) {
+        let (done, wait) = oneshot::channel();
+        let message = Message::Forget {
+            project: project.to_string(),
+            done,
+        };
+        if self.tx.send(message).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Returns once every line appended before is on disk (and published to followers).
+    pub async fn sync(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Sync(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Where the lines of an instance are written.
+    pub fn path(&self, project: &str, instance: &str) -> PathBuf {
+        self.shared
+            .dir
+            .join(project)
+            .join(format!("{instance}.log"))
+    }
+}
+
+impl LogSink for LogStore {
+    fn line(&self, instance: &InstanceState, line: &OutputLine) {
+        let stream = match line.stream {
+            Stream::Stdout => LogStream::Stdout,
+            Stream::Stderr => LogStream::Stderr,
+        };
+        self.append(
+            &instance.project,
+            &instance.service,
+            &instance.name,
+            line.at,
+            stream,
+            &line.line,
+        );
+    }
+}
+
+/// `<project>-<service>-<n>` -> `<service>`.
+pub fn service_of(project: &str, instance: &str) -> String {
+    let rest = instance
+        .strip_prefix(project)
+        .and_then(|r| r.strip_prefix('-'))
+        .unwrap_or(instance);
+    match rest.rsplit_once('-') {
+        Some((service, n)) if n.chars().all(|c| c.is_ascii_digit()) => service.to_string(),
+        _ => rest.to_string(),
+    }
+}
+
+struct OpenLog {
+    file: BufWriter<File>,
+    size: u64,
+    /// Whether a write failed (reported once).
+    failed: bool,
+}
+
+fn write_loop(shared: &Shared, mut rx: mpsc::Receiver<Message>) {
+    let mut files: HashMap<PathBuf, OpenLog> = HashMap::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let _gate = shared.gate();
+        let mut published = Vec::new();
+        let mut synced = Vec::new();
+        for message in batch {
+            match message {
+                Message::Line(line) => {
+                    if shared.any_dropped.swap(false, Ordering::AcqRel) {
+                        write_drop_markers(shared, &mut files, line.at);
+                    }
+                    let entry = write_line(shared, &mut files, line);
+                    if shared.live.receiver_count() > 0 {
+                        published.push(entry);
+                    }
+                }
+                Message::Forget { project, done } => {
+                    let dir = shared.dir.join(&project);
+                    files.retain(|path, _| !path.starts_with(&dir));
+                    let _ = fs::remove_dir_all(&dir);
+                    let _ = done.send(());
+                }
+                Message::Sync(done) => synced.push(done),
+            }
+        }
+        for (path, log) in &mut files {
+            if let Err(e) = log.file.flush() {
+                report(path, log, &e);
+            }
+        }
+        for entry in published {
+            let _ = shared.live.send(entry);
+        }
+        for done in synced {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes, in each instance's log that lost lines, how many; dated as the line that follows.
+fn write_drop_markers(shared: &Shared, files: &mut HashMap<PathBuf, OpenLog>, at: SystemTime) {
+    let dropped = std::mem::take(&mut *shared.dropped.lock().unwrap_or_else(|p| p.into_inner()));
+    for ((project, service, instance), n) in dropped {
+        write_line(
+            shared,
+            files,
+            Line {
+                project,
+                service,
+                instance,
+                at,
+                stream: LogStream::Wharf,
+                line: format!(
+                    "wharf: {n} line(s) of output were dropped here: the log writer fell behind"
+                ),
+            },
+        );
+    }
+}
+
+/// Writes one line (rotating the file first when it would pass the cap) and returns it as an
+/// entry for followers.
+fn write_line(shared: &Shared, files: &mut HashMap<PathBuf, OpenLog>, line: Line) -> LogEntry {
+    let record = Record {
+        time: rfc3339_millis(line.at),
+        stream: line.stream,
+        line: line.line,
+    };
+    let mut text = serde_json::to_string(&record).unwrap_or_default();
+    text.push('\n');
+    let path = shared
+        .dir
+        .join(&line.project)
+        .join(format!("{}.log", line.instance));
+    let len = text.len() as u64;
+    if files
+        .get(&path)
+        .is_some_and(|l| l.size > 0 && l.size + len > shared.cap)
+    {
+        if let Some(mut old) = files.remove(&path) {
+            let _ = old.file.flush();
+        }
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        if let Err(e) = fs::rename(&path, &rotated) {
+            eprintln!("wharf daemon: cannot rotate {}: {e}", path.display());
+        }
+    }
+    if !files.contains_key(&path) {
+        match open_log(&path) {
+            Ok(log) => {
+                files.insert(path.clone(), log);
+            }
+            Err(e) => eprintln!("wharf daemon: cannot open {}: {e}", path.display()),
+        }
+    }
+    if let Some(log) = files.get_mut(&path) {
+        match log.file.write_all(text.as_bytes()) {
+            Ok(()) => log.size += len,
+            Err(e) => report(&path, log, &e),
+        }
+    }
+    LogEntry {
+        project: line.project,
+        service: line.service,
+        instance: line.instance,
+        time: record.time,
+        stream: record.stream,
+        line: record.line,
+    }
+}
+
+fn open_log(path: &Path) -> io::Result<OpenLog> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let size = file.metadata()?.len();
+    Ok(OpenLog {
+        file: BufWriter::new(file),
+        size,
+        failed: false,
+    })
+}
+
+fn report(path: &Path, log: &mut OpenLog, e: &io::Error) {
+    if !log.failed {
+        log.failed = true;
+        eprintln!(
+            "wharf daemon: cannot write {}: {e} (further errors for this file are not reported)",
+            path.display()
+        );
+    }
+}
+
+/// The last `n` lines of a file (all of them for `None`), reading backwards in chunks.
+fn last_lines(path: &Path, n: Option<usize>) -> io::Result<Vec<String>> {
+    let mut file = File::open(path)?;
+    let Some(n) = n else {
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        return Ok(text.lines().map(str::to_string).collect());
+    };
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    const CHUNK: u64 = 64 * 1024;
+    let mut pos = file.metadata()?.len();
+    let mut buf: Vec<u8> = Vec::new();
+    // n complete lines need n + 1 line ends (the last line ends with one), or the file's start.
+    while pos > 0 && buf.iter().filter(|b| **b == b'\n').count() <= n {
+        let step = CHUNK.min(pos);
+        pos -= step;
+        file.seek(SeekFrom::Start(pos))?;
+        let mut chunk = vec![0; usize::try_from(step).unwrap_or(usize::MAX)];
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if pos > 0 && !lines.is_empty() {
+        // The first line is cut (or is the end of an earlier line).
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    Ok(lines[skip..].iter().map(|s| s.to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests;

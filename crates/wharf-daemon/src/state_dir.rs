@@ -1,0 +1,216 @@
+//! The state directory: one daemon per directory, holding its socket, lock, log, desired-state
+//! store, instance logs and named volumes.
+//!
+//! Which directory: `WHARF_STATE_DIR` when set; otherwise `/var/lib/wharf` for root and
+//! `$XDG_STATE_HOME/wharf` (or `~/.local/state/wharf`) for anyone else.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::DaemonError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StateDir { root: root.into() }
+    }
+
+    /// The state directory of this process: see the module documentation.
+    pub fn from_env() -> Result<Self, DaemonError> {
+        StateDir::resolve(
+            |k| std::env::var_os(k),
+            rustix::process::geteuid().is_root(),
+        )
+    }
+
+    /// The state directory for the environment `var` and the user (`root` or not).
+    pub fn resolve(
+        var: impl Fn(&str) -> Option<OsString>,
+        root: bool,
+    ) -> Result<Self, DaemonError> {
+        let set = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(dir) = set("WHARF_STATE_DIR") {
+            return Ok(StateDir::new(dir));
+        }
+        if root {
+            return Ok(StateDir::new("/var/lib/wharf"));
+        }
+        // The XDG specification ignores a relative XDG_STATE_HOME.
+        if let Some(dir) = set("XDG_STATE_HOME").filter(|d| d.is_absolute()) {
+            return Ok(StateDir::new(dir.join("wharf")));
+        }
+        match set("HOME") {
+            Some(home) => Ok(StateDir::new(home.join(".local/state/wharf"))),
+            None => Err(DaemonError::NoStateDir(
+                "neither WHARF_STATE_DIR, XDG_STATE_HOME nor HOME is set; set WHARF_STATE_DIR to the directory wharf should keep its state in".into(),
+            )),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The control API's socket (mode 0600).
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("wharf.sock")
+    }
+
+    /// Locked by the running daemon; holds its pid.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("daemon.lock")
+    }
+
+    /// Where a daemon started on demand writes its standard output and error.
+    pub fn daemon_log(&self) -> PathBuf {
+        self.root.join("daemon.log")
+    }
+
+    /// The desired-state store.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("state.redb")
+    }
+
+    /// `logs/<project>/<instance>.log`.
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// Named volumes, one directory each.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    /// Creates the directory (mode 0700: the socket inside is the daemon's only access control).
+    pub fn create(&self) -> Result<(), DaemonError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| DaemonError::io("cannot create the state directory", &self.root, e))
+    }
+
+    /// Takes the daemon lock, or says which daemon holds it. The lock is released when the
+    /// returned value is dropped or the process ends, however it ends.
+    pub fn lock(&self) -> Result<DaemonLock, DaemonError> {
+        let path = self.lock_file();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| DaemonError::io("cannot open the daemon lock", &path, e))?;
+        if let Err(e) =
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        {
+            if e == rustix::io::Errno::WOULDBLOCK {
+                return Err(DaemonError::AlreadyRunning {
+                    dir: self.root.clone(),
+                    pid: read_pid(&mut file),
+                });
+            }
+            return Err(DaemonError::io(
+                "cannot lock the daemon lock",
+                &path,
+                e.into(),
+            ));
+        }
+        let pid = std::process::id();
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{pid}"))
+            .map_err(|e| DaemonError::io("cannot write the daemon lock", &path, e))?;
+        Ok(DaemonLock { _file: file })
+    }
+
+    /// The pid of the daemon that holds the lock, if one does.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let mut file = File::open(self.lock_file()).ok()?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            // Nobody holds it: no daemon.
+            Ok(()) => None,
+            Err(_) => read_pid(&mut file),
+        }
+    }
+
+    /// Makes `path` readable and writable by its owner only.
+    pub fn restrict(path: &Path) -> Result<(), DaemonError> {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| DaemonError::io("cannot restrict the permissions of", path, e))
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut s = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
+}
+
+/// The daemon's hold on its state directory.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: File,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn the_state_directory_follows_the_environment_and_the_user() {
+        let dir = |vars: &[(&str, &str)], root| StateDir::resolve(env(vars), root).unwrap();
+        assert_eq!(
+            dir(&[("WHARF_STATE_DIR", "/s"), ("HOME", "/h")], true).root(),
+            Path::new("/s")
+        );
+        assert_eq!(
+            dir(&[("HOME", "/h")], true).root(),
+            Path::new("/var/lib/wharf")
+        );
+        assert_eq!(
+            dir(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")], false).root(),
+            Path::new("/x/wharf")
+        );
+        assert_eq!(
+            dir(&[("XDG_STATE_HOME", "rel"), ("HOME", "/h")], false).root(),
+            Path::new("/h/.local/state/wharf")
+        );
+        assert!(StateDir::resolve(env(&[]), false).is_err());
+    }
+
+    #[test]
+    fn a_second_lock_names_the_first_daemon() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::new(tmp.path().join("state"));
+        dir.create().unwrap();
+        assert_eq!(dir.daemon_pid(), None);
+        let lock = dir.lock().unwrap();
+        assert_eq!(dir.daemon_pid(), Some(std::process::id()));
+        match dir.lock() {
+            Err(DaemonError::AlreadyRunning { pid, .. }) => {
+                assert_eq!(pid, Some(std::process::id()))
+            }
+            other => panic!("expected AlreadyRunning, got {other:?}"),
+        }
+        drop(lock);
+        assert_eq!(dir.daemon_pid(), None);
+        dir.lock().unwrap();
+    }
+}

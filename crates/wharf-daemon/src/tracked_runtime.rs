@@ -1,0 +1,63 @@
+//! A [`Runtime`] that remembers the handle of every instance it started, so that the daemon
+//! can kill instances at once (the second Ctrl-C of `wharf up`): the supervisor stops them
+//! gracefully, with their grace periods, and has no "kill now".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use wharf_runtime::{ExecOutput, InstanceHandle, InstanceSpec, Runtime, RuntimeError, Started};
+
+pub struct TrackedRuntime {
+    inner: Arc<dyn Runtime>,
+    /// Instance name -> the handle of its current run (gone once the supervisor drops it).
+    handles: Mutex<HashMap<String, Weak<dyn InstanceHandle>>>,
+}
+
+impl TrackedRuntime {
+    pub fn new(inner: Arc<dyn Runtime>) -> Self {
+        TrackedRuntime {
+            inner,
+            handles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Kills the instance's current run, if it has one; `Ok(false)` when it has none.
+    pub fn kill(&self, instance: &str) -> Result<bool, RuntimeError> {
+        let handle = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .and_then(Weak::upgrade);
+        match handle {
+            Some(h) => h.kill().map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for TrackedRuntime {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
+        let started = self.inner.start(spec).await?;
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.retain(|_, h| h.strong_count() > 0);
+        handles.insert(spec.name.clone(), Arc::downgrade(&started.handle));
+        Ok(started)
+    }
+
+    async fn exec(
+        &self,
+        instance: &dyn InstanceHandle,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError> {
+        self.inner.exec(instance, argv, timeout).await
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of wharf-daemon's stores.
+
+mod round_trip;
