@@ -18,7 +18,7 @@ wharf="$root/target/release/wharf"
 
 work=$(mktemp -d)
 export WHARF_STATE_DIR="$work/state"
-trap '"$wharf" -p bench down >/dev/null 2>&1 || true; kill "$(cat "$WHARF_STATE_DIR/daemon.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '"$wharf" -p bench down >/dev/null 2>&1 || true; kill "$(tr -dc 0-9 < "$WHARF_STATE_DIR/daemon.lock" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 compose="$work/compose.yaml"
 delay_s=$(awk "BEGIN { printf \"%.3f\", $delay_ms / 1000 }")
@@ -30,6 +30,7 @@ delay_s=$(awk "BEGIN { printf \"%.3f\", $delay_ms / 1000 }")
       svc="c${chain}l${level}"
       echo "  $svc:"
       echo "    command: [\"sh\", \"-c\", \"rm -f $work/$svc.ready; sleep $delay_s; touch $work/$svc.ready; exec sleep 100000\"]"
+      [ -n "${HOST_NET:-}" ] && echo "    network_mode: host"
       echo "    healthcheck:"
       echo "      test: [\"CMD\", \"test\", \"-f\", \"$work/$svc.ready\"]"
       echo "      interval: 30s"
@@ -53,7 +54,7 @@ for i in $(seq 1 "$runs"); do
   "$wharf" -f "$compose" up -d --wait >/dev/null
   end=$(date +%s%N)
   results+=($(( (end - start) / 1000000 )))
-  pid=$(cat "$WHARF_STATE_DIR/daemon.pid")
+  pid=$(tr -dc 0-9 < "$WHARF_STATE_DIR/daemon.lock")
   rss_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
 done
 "$wharf" -f "$compose" down >/dev/null

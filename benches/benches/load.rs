@@ -9,6 +9,10 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// The allocator of the `wharf` binary, so that the numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use wharf_benches::{Shape, compose_file, environment, override_file};
 use wharf_model::LoadOptions;
 use wharf_model::node::FileId;

@@ -241,7 +241,7 @@ impl Control for DaemonControl {
         let mut scale = stored.map(|r| r.scale).unwrap_or_default();
         scale.retain(|s, _| project.services.contains_key(s));
         let options = UpOptions {
-            services: request.services,
+            services: request.services.clone(),
             force_recreate: request.force_recreate,
             no_recreate: request.no_recreate,
             scale,
@@ -258,7 +258,7 @@ impl Control for DaemonControl {
                     .unwrap_or(wharf_api::message::DEFAULT_WAIT_TIMEOUT_MS),
             );
             self.supervisor
-                .wait_ready(name, timeout)
+                .wait_ready(name, request.services.as_deref(), timeout)
                 .await
                 .map_err(supervisor_error)?;
         }

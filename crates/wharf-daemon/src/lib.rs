@@ -126,6 +126,16 @@ pub async fn run(
         socket.display()
     );
 
+    // What a crashed daemon left (bridges, rules, files) goes before anything starts again.
+    match control.runtime.recover().await {
+        Ok(removed) => {
+            for r in removed {
+                eprintln!("wharf daemon: removed leftover {r}");
+            }
+        }
+        Err(e) => eprintln!("wharf daemon: cannot remove leftovers of a previous run: {e}"),
+    }
+
     let restoring = Arc::clone(&control);
     tokio::spawn(async move {
         restoring.restore().await;
@@ -139,6 +149,7 @@ pub async fn run(
     let _ = std::fs::remove_file(&socket);
     eprintln!("wharf daemon: stopping every instance");
     control.stop_everything().await;
+    let _ = control.runtime.recover().await;
     logs.sync().await;
     served.map_err(|e| DaemonError::io("cannot serve on", &socket, e))
 }

@@ -60,4 +60,16 @@ impl Runtime for TrackedRuntime {
     ) -> Result<ExecOutput, RuntimeError> {
         self.inner.exec(instance, argv, timeout).await
     }
+
+    async fn prepare(&self, project: &wharf_model::Project) -> Result<Vec<String>, RuntimeError> {
+        self.inner.prepare(project).await
+    }
+
+    async fn release(&self, project: &str) -> Result<(), RuntimeError> {
+        self.inner.release(project).await
+    }
+
+    async fn recover(&self) -> Result<Vec<String>, RuntimeError> {
+        self.inner.recover().await
+    }
 }

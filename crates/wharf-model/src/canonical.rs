@@ -72,7 +72,7 @@ fn canonicalize_service(
     if let Some(e) = service.get_mut("build") {
         if let Some(context) = e.node.as_str().map(str::to_string) {
             let span = e.node.span;
-            let mut m = Mapping::new();
+            let mut m = Mapping::default();
             m.insert("context".into(), entry(Node::string(context, span), span));
             e.node = Node {
                 value: Value::Map(m),
@@ -102,7 +102,7 @@ fn canonicalize_service(
         && let Some(name) = e.node.as_str().map(str::to_string)
     {
         let span = e.node.span;
-        let mut m = Mapping::new();
+        let mut m = Mapping::default();
         m.insert("service".into(), entry(Node::string(name, span), span));
         e.node = Node::map(m, span);
     }
@@ -112,7 +112,7 @@ fn canonicalize_service(
         for item in items.iter_mut() {
             if let Some(path) = item.as_str().map(str::to_string) {
                 let span = item.span;
-                let mut m = Mapping::new();
+                let mut m = Mapping::default();
                 m.insert("path".into(), entry(Node::string(path, span), span));
                 m.insert(
                     "required".into(),
@@ -146,7 +146,7 @@ fn canonicalize_service(
     }
     if let Some(e) = service.get_mut("networks") {
         if let Value::Seq(items) = &e.node.value {
-            let mut m = Mapping::new();
+            let mut m = Mapping::default();
             for item in items {
                 if let Some(name) = item.scalar_text() {
                     m.insert(name, entry(Node::null(item.span), item.span));
@@ -167,7 +167,7 @@ fn canonicalize_service(
             for item in items.iter_mut() {
                 if let Some(source) = item.as_str().map(str::to_string) {
                     let span = item.span;
-                    let mut m = Mapping::new();
+                    let mut m = Mapping::default();
                     m.insert("source".into(), entry(Node::string(source, span), span));
                     *item = Node::map(m, span);
                 }
@@ -218,7 +218,7 @@ fn to_string_map(parent: &mut Mapping, key: &str) {
     };
     match &mut e.node.value {
         Value::Seq(items) => {
-            let mut m = Mapping::new();
+            let mut m = Mapping::default();
             for item in items.iter() {
                 let Some(text) = item.scalar_text() else {
                     continue;
@@ -260,12 +260,15 @@ fn to_list(parent: &mut Mapping, key: &str) {
 
 fn canonical_depends_on(node: &mut Node) {
     if let Value::Seq(items) = &node.value {
-        let mut m = Mapping::new();
+        let mut m = Mapping::default();
         for item in items {
             if let Some(name) = item.scalar_text() {
                 m.insert(
                     name,
-                    entry(Node::new(Value::Map(Mapping::new()), item.span), item.span),
+                    entry(
+                        Node::new(Value::Map(Mapping::default()), item.span),
+                        item.span,
+                    ),
                 );
             }
         }
@@ -274,7 +277,7 @@ fn canonical_depends_on(node: &mut Node) {
     if let Some(m) = node.as_map_mut() {
         for dep in m.values_mut() {
             if dep.node.is_null() {
-                dep.node.value = Value::Map(Mapping::new());
+                dep.node.value = Value::Map(Mapping::default());
             }
             let span = dep.node.span;
             if let Some(d) = dep.node.as_map_mut() {
@@ -340,7 +343,7 @@ fn canonical_port(item: Node, out: &mut Vec<Node>, errors: &mut Vec<Diagnostic>)
         ),
         Ok(specs) => {
             for spec in specs {
-                let mut m = Mapping::new();
+                let mut m = Mapping::default();
                 m.insert("mode".into(), entry(Node::string("ingress", span), span));
                 if let Some(ip) = spec.host_ip {
                     m.insert("host_ip".into(), entry(Node::string(ip, span), span));
@@ -373,7 +376,7 @@ fn canonical_volume(
     if let Some(text) = item.as_str().map(str::to_string) {
         match parse_volume(&text) {
             Ok(spec) => {
-                let mut m = Mapping::new();
+                let mut m = Mapping::default();
                 let kind = match spec.kind {
                     VolumeKind::Bind => "bind",
                     VolumeKind::Volume => "volume",
@@ -395,7 +398,7 @@ fn canonical_volume(
                 match spec.kind {
                     VolumeKind::Bind => {
                         // compose-go's `ServiceVolumeBind` field order.
-                        let mut b = Mapping::new();
+                        let mut b = Mapping::default();
                         if let Some(z) = spec.selinux {
                             b.insert("selinux".into(), entry(Node::string(z, span), span));
                         }
@@ -409,7 +412,7 @@ fn canonical_volume(
                         m.insert("bind".into(), entry(Node::map(b, span), span));
                     }
                     VolumeKind::Volume => {
-                        let mut v = Mapping::new();
+                        let mut v = Mapping::default();
                         if spec.nocopy {
                             v.insert(
                                 "nocopy".into(),

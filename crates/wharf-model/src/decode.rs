@@ -55,13 +55,10 @@ pub(crate) fn decode(
         project: &name,
         working_dir: &loader.options.working_dir,
     };
-    let empty = Mapping::new();
+    let empty = Mapping::default();
     let top = root.as_map().unwrap_or(&empty);
-    let section = |key: &str| -> &Mapping {
-        top.get(key)
-            .and_then(|e| e.node.as_map())
-            .unwrap_or(&empty)
-    };
+    let section =
+        |key: &str| -> &Mapping { top.get(key).and_then(|e| e.node.as_map()).unwrap_or(&empty) };
 
     let mut extensions = BTreeMap::new();
     for (k, e) in top {
@@ -384,7 +381,7 @@ impl Decoder<'_> {
     }
 
     fn service(&mut self, name: &str, span: Span, n: &Node) -> Service {
-        let empty = Mapping::new();
+        let empty = Mapping::default();
         let m = n.as_map().unwrap_or(&empty);
         let get = |k: &str| m.get(k).map(|e| &e.node);
         let what = |k: &str| format!("`{k}` of service `{name}`");

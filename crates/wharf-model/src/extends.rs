@@ -23,7 +23,7 @@ pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: 
     let Some(services) = tree.get("services").and_then(Node::as_map).cloned() else {
         return;
     };
-    let mut resolved = Mapping::new();
+    let mut resolved = Mapping::default();
     let mut cache = Vec::new();
     for (name, entry) in &services {
         let mut stack = Vec::new();

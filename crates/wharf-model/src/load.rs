@@ -60,7 +60,7 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let project = loader.run();
     let diagnostics = Diagnostics {
         items: std::mem::take(&mut loader.diagnostics),
-        sources: loader.sources.clone(),
+        sources: std::mem::take(&mut loader.sources),
     };
     match project {
         Some(project) if diagnostics.errors().next().is_none() => Ok(Loaded {
@@ -358,13 +358,11 @@ impl<'a> Loader<'a> {
             }
         };
         let shown = self.display_path(path);
-        let file = self.sources.add(shown, text);
-        let text = self
-            .sources
-            .get(file)
-            .map(|f| f.text.clone())
-            .unwrap_or_default();
-        let docs = match crate::yaml::parse(&text, file) {
+        // Parse first, then keep the text for messages: no copy of a large file.
+        let file = self.sources.next_id();
+        let parsed = crate::yaml::parse(&text, file);
+        self.sources.add(shown, text);
+        let docs = match parsed {
             Ok(d) => d,
             Err(d) => {
                 self.diagnostics.push(d);

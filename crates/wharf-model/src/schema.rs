@@ -918,7 +918,7 @@ mod tests {
         fn map(&mut self, indent: usize) -> Node {
             let first = &self.lines[self.pos];
             let start = span(first.no, indent + 1, first.text.find(':').unwrap_or(1));
-            let mut mapping = Mapping::new();
+            let mut mapping = Mapping::default();
             while let Some(line) = self.lines.get(self.pos) {
                 if line.indent != indent || is_item(&line.text) {
                     break;
@@ -975,7 +975,7 @@ mod tests {
                 .collect();
             Node::seq(items, span(line, col, rest.len()))
         } else if let Some(inner) = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-            let mut mapping = Mapping::new();
+            let mut mapping = Mapping::default();
             for (part, c) in split_flow(inner, col + 1) {
                 let (key, value) = part.split_once(':').unwrap_or((part, ""));
                 let value_trimmed = value.trim_start();
@@ -1723,7 +1723,7 @@ mod tests {
                   memory: 1g
             ",
         );
-        let mut services = Mapping::new();
+        let mut services = Mapping::default();
         for i in 0..1000 {
             services.insert(
                 format!("web{i}"),
@@ -1733,7 +1733,7 @@ mod tests {
                 },
             );
         }
-        let mut top = Mapping::new();
+        let mut top = Mapping::default();
         top.insert(
             "services".to_string(),
             Entry {
@@ -1772,7 +1772,7 @@ mod tests {
         let deep = (0..1_000).fold(Node::null(span(1, 1, 1)), |inner, _| {
             Node::seq(vec![inner], span(1, 1, 1))
         });
-        let mut web = Mapping::new();
+        let mut web = Mapping::default();
         web.insert(
             "cap_add".to_string(),
             Entry {

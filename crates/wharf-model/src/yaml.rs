@@ -136,7 +136,7 @@ impl Builder {
                     anchor,
                     tag,
                     span,
-                    entries: Mapping::new(),
+                    entries: Mapping::default(),
                     merges: Vec::new(),
                     key: None,
                 })

@@ -23,6 +23,8 @@ pub struct ObservedInstance {
     /// The [`config_hash`] of the service configuration it was started with.
     pub config_hash: String,
     pub running: bool,
+    /// How it ended, when it is not running.
+    pub exit_code: Option<i32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -158,7 +160,7 @@ fn dependencies(service: &Service) -> Vec<Wait> {
 }
 
 /// `services` and everything they depend on, transitively.
-fn with_dependencies(
+pub fn with_dependencies(
     project: &Project,
     services: &[String],
 ) -> Result<BTreeSet<String>, PlanError> {
@@ -231,7 +233,15 @@ pub fn plan_up(
                         };
                         starts.push(step(Op::Recreate, Some(reason.into())));
                     } else if !o.running {
-                        starts.push(step(Op::Restart, None));
+                        // A one-shot that completed is not run again for a service that only
+                        // depends on it (`wharf start web` after `migrate` exited 0).
+                        let dependency_only = options
+                            .services
+                            .as_ref()
+                            .is_some_and(|l| !l.iter().any(|s| s == name));
+                        if !(dependency_only && o.exit_code == Some(0)) {
+                            starts.push(step(Op::Restart, None));
+                        }
                     }
                 }
             }

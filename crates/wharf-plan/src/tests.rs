@@ -54,6 +54,7 @@ fn observed(p: &Project, which: &[(&str, u32, bool)]) -> Vec<ObservedInstance> {
             number: *n,
             config_hash: config_hash(&p.services[*s]),
             running: *running,
+            exit_code: (!running).then_some(0),
         })
         .collect()
 }
@@ -164,6 +165,7 @@ fn services_gone_from_the_project_are_removed() {
         number: 1,
         config_hash: "x".into(),
         running: true,
+        exit_code: None,
     }];
     let plan = plan_up(&p, &obs, &UpOptions::default()).unwrap();
     let text = plan.to_string();
@@ -210,4 +212,29 @@ fn unknown_service_is_an_error() {
         plan_up(&p, &[], &options).unwrap_err(),
         PlanError::UnknownService("nope".into())
     );
+}
+
+#[test]
+fn starting_a_service_does_not_rerun_its_completed_one_shot() {
+    let p = project(STACK);
+    let mut obs = observed(
+        &p,
+        &[("db", 1, true), ("cache", 1, true), ("migrate", 1, false)],
+    );
+    let options = UpOptions {
+        services: Some(vec!["web".into()]),
+        ..UpOptions::default()
+    };
+    let plan = plan_up(&p, &obs, &options).unwrap();
+    assert_eq!(
+        plan.to_string(),
+        "\
+start    web-1  after cache started, optional, migrate completed successfully
+start    web-2  after cache started, optional, migrate completed successfully
+"
+    );
+    // A one-shot that failed runs again.
+    obs[2].exit_code = Some(1);
+    let plan = plan_up(&p, &obs, &options).unwrap();
+    assert!(plan.to_string().starts_with("restart  migrate-1"), "{plan}");
 }

@@ -4,7 +4,7 @@
 //! Each service (or instance) gets a [`FakeScript`]: what each successive start does (run until
 //! signalled, exit after a delay with a code, refuse to start, ignore the stop signal), when its
 //! health check starts passing, and the lines it prints. Everything the supervisor did is
-//! inspectable directly: starts, signals, kills, health-check calls.
+//! inspectable directly: starts, signals, kills, health-check calls, `prepare` and `release`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -114,6 +114,8 @@ struct State {
     live: HashMap<String, (FakeHealth, Instant, Duration, u32)>,
     /// Order in which instances were started, by name.
     start_order: Vec<String>,
+    /// `prepare` and `release` calls, in order: `prepare <project>`, `release <project>`.
+    project_calls: Vec<String>,
 }
 
 pub struct FakeRuntime {
@@ -159,6 +161,11 @@ impl FakeRuntime {
     /// Instance names in the order of their first start.
     pub fn start_order(&self) -> Vec<String> {
         lock(&self.state).start_order.clone()
+    }
+
+    /// Every `prepare` and `release`, in order, as `prepare <project>` / `release <project>`.
+    pub fn project_calls(&self) -> Vec<String> {
+        lock(&self.state).project_calls.clone()
     }
 
     /// Names of the instances running now, sorted.
@@ -226,6 +233,20 @@ impl InstanceHandle for FakeHandle {
 impl Runtime for FakeRuntime {
     fn name(&self) -> &'static str {
         "fake"
+    }
+
+    async fn prepare(&self, project: &wharf_model::Project) -> Result<Vec<String>, RuntimeError> {
+        lock(&self.state)
+            .project_calls
+            .push(format!("prepare {}", project.name));
+        Ok(Vec::new())
+    }
+
+    async fn release(&self, project: &str) -> Result<(), RuntimeError> {
+        lock(&self.state)
+            .project_calls
+            .push(format!("release {project}"));
+        Ok(())
     }
 
     async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
@@ -408,6 +429,7 @@ mod tests {
             environment: Default::default(),
             user: None,
             stop_signal: Signal::TERM,
+            network: None,
         }
     }
 

@@ -17,7 +17,13 @@ use tokio::sync::{mpsc, oneshot};
 
 pub mod fake;
 pub mod native;
+mod network;
 pub mod shim;
+
+pub use network::{
+    AttachmentSpec, NetworkModeSpec, NetworkSpec, PortProtocol, PortSpec, ProjectNetworkSpec,
+};
+use wharf_model::Project;
 
 /// Everything a runtime needs to start one instance of a service.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +44,9 @@ pub struct InstanceSpec {
     pub user: Option<String>,
     /// The signal that asks the instance to stop.
     pub stop_signal: Signal,
+    /// Its networks, ports and names; `None` leaves it on the runtime's default (natively: the
+    /// machine's network).
+    pub network: Option<NetworkSpec>,
 }
 
 /// A signal number, parsed from Compose's `stop_signal` (`SIGTERM`, `TERM` or `15`).
@@ -185,6 +194,29 @@ pub trait Runtime: Send + Sync + 'static {
         argv: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError>;
+
+    /// Creates what the project's instances share (natively: a bridge per network and the
+    /// firewall rules), before any of them starts. Idempotent: `up` calls it every time.
+    /// Returns warnings for the user (natively without root: what host networking loses).
+    async fn prepare(&self, project: &Project) -> Result<Vec<String>, RuntimeError> {
+        let _ = project;
+        Ok(Vec::new())
+    }
+
+    /// Removes what `prepare` and the project's instances created, once the last of them has
+    /// stopped (`down`).
+    async fn release(&self, project: &str) -> Result<(), RuntimeError> {
+        let _ = project;
+        Ok(())
+    }
+
+    /// Removes what a previous run of this runtime left (natively: after a crash of the daemon,
+    /// its bridges, veths, firewall rules and files, found by name). Call it once when the
+    /// daemon starts, before any project comes up; at shutdown, after every instance stopped, it
+    /// removes everything. Returns what it removed, for the log.
+    async fn recover(&self) -> Result<Vec<String>, RuntimeError> {
+        Ok(Vec::new())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

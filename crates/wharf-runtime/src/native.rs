@@ -57,12 +57,27 @@
 //! would stop the shim), and a SIGCHLD is taken as the shim's own.
 //!
 //! `exec` runs through the shim too (`exec` mode: no fork), in its own session, killed as a
-//! process group at its timeout and after it exits; it joins the namespaces listed by
-//! `namespaces_of` in `native/exec.rs` (none yet: the hook for network namespaces). It does not
-//! enter the instance's PID namespace.
+//! process group at its timeout and after it exits; it enters the instance's network (below) as
+//! the instance did. It does not enter the instance's PID namespace.
+//!
+//! ## Networks (`NativeConfig::network`, needs root)
+//!
+//! With isolation on, each instance whose spec has a [`crate::NetworkSpec`] gets the network a
+//! container would have, made by `wharf-net` (see its crate docs): a network namespace with a
+//! veth into a bridge per Compose network, its own `/etc/hosts` and `/etc/resolv.conf` naming
+//! the instances of its networks, outbound NAT unless `internal`, and its `ports:` published
+//! by a forwarder in this process. `start` attaches the instance before the shim runs; the shim
+//! joins the namespace (`--setns`) and bind-mounts the two files in a private mount namespace
+//! (`--bind`) in the program's process, after the fork of the init and before the user switch;
+//! the instance's exit detaches it (its names and published ports go, its namespace and
+//! addresses stay for its next start). `prepare` creates a project's bridges, `release` removes
+//! everything of a project, `recover` whatever a crashed daemon left. Without root (or
+//! without isolation configured), instances share the machine's network and `prepare` says
+//! what that loses.
 
 mod exec;
 mod handle;
+mod network;
 mod output;
 mod pidfd;
 mod spawner;
@@ -70,9 +85,13 @@ mod start;
 
 use std::ffi::OsString;
 use std::io;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use wharf_model::Project;
+pub use wharf_net::{self as net, NetConfig, Networking};
 
 use crate::{ExecOutput, InstanceHandle, InstanceSpec, Runtime, RuntimeError, Started};
 
@@ -85,15 +104,28 @@ pub struct NativeConfig {
     /// Run each instance in its own PID namespace (needs root). Without it, see the gap in the
     /// module documentation.
     pub pid_namespace: bool,
+    /// Isolate instances' networks (needs root); `None`: instances share the machine's network.
+    pub network: Option<NetConfig>,
 }
 
 impl NativeConfig {
-    /// `pid_namespace` when running as root.
+    /// `pid_namespace` when running as root; no network isolation (see [`NativeConfig::isolated`]).
     pub fn new(shim: Vec<OsString>) -> NativeConfig {
         NativeConfig {
             shim,
             pid_namespace: rustix::process::geteuid().is_root(),
+            network: None,
         }
+    }
+
+    /// Network isolation when running as root, its links, rules and files named after
+    /// `state_dir` (so that the next daemon of that directory finds a crashed one's leftovers).
+    /// Without root this changes nothing, and `prepare` warns.
+    pub fn isolated(mut self, state_dir: &Path) -> NativeConfig {
+        if rustix::process::geteuid().is_root() {
+            self.network = Some(NetConfig::for_state_dir(state_dir));
+        }
+        self
     }
 }
 
@@ -102,15 +134,22 @@ impl NativeConfig {
 #[derive(Debug)]
 pub struct NativeRuntime {
     config: NativeConfig,
+    net: Option<Arc<Networking>>,
 }
 
 impl NativeRuntime {
     pub fn new(config: NativeConfig) -> NativeRuntime {
-        NativeRuntime { config }
+        let net = config.network.clone().map(|c| Arc::new(Networking::new(c)));
+        NativeRuntime { config, net }
     }
 
     pub fn config(&self) -> &NativeConfig {
         &self.config
+    }
+
+    /// The instances' networks, when isolated: addresses, published ports, leftovers.
+    pub fn networking(&self) -> Option<&Arc<Networking>> {
+        self.net.as_ref()
     }
 }
 
@@ -121,7 +160,7 @@ impl Runtime for NativeRuntime {
     }
 
     async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
-        start::start(&self.config, spec).await
+        start::start(&self.config, self.net.as_ref(), spec).await
     }
 
     async fn exec(
@@ -130,7 +169,34 @@ impl Runtime for NativeRuntime {
         argv: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
-        exec::exec(&self.config, instance, argv, timeout).await
+        exec::exec(&self.config, self.net.as_deref(), instance, argv, timeout).await
+    }
+
+    async fn prepare(&self, project: &Project) -> Result<Vec<String>, RuntimeError> {
+        match &self.net {
+            Some(net) => network::prepare(net, project).await,
+            None => Ok(network::host_network_warning(project).into_iter().collect()),
+        }
+    }
+
+    async fn release(&self, project: &str) -> Result<(), RuntimeError> {
+        match &self.net {
+            Some(net) => net
+                .release(project)
+                .await
+                .map_err(|e| RuntimeError::Other(format!("project {project}: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    async fn recover(&self) -> Result<Vec<String>, RuntimeError> {
+        match &self.net {
+            Some(net) => net
+                .recover()
+                .await
+                .map_err(|e| RuntimeError::Other(e.to_string())),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

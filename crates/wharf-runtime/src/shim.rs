@@ -29,9 +29,10 @@
 //! - `exec`: become the command (no fork), for `Runtime::exec`.
 //!
 //! The program is started with: a new session (`setsid`), the namespaces given by `--setns`, the
-//! working directory, the user (only when running as root), a parent death signal (SIGKILL,
-//! armed after the user switch, which clears it), default signal dispositions and an empty signal
-//! mask, then `execvp` with the environment the shim itself received. Whether that worked is
+//! files given by `--bind` mounted over theirs in a private mount namespace, the working
+//! directory, the user (only when running as root), a parent death signal (SIGKILL, armed after
+//! the user switch, which clears it), default signal dispositions and an empty signal mask, then
+//! `execvp` with the environment the shim itself received. Whether that worked is
 //! reported on the status pipe (`shim/report.rs`).
 
 mod args;

@@ -65,6 +65,10 @@ impl Supervisor {
                         number: *number,
                         config_hash: st.config_hash.clone(),
                         running: !st.finished,
+                        exit_code: match st.status {
+                            Status::Exited { code } if st.finished => Some(code),
+                            _ => None,
+                        },
                     }
                 })
                 .collect();
@@ -96,6 +100,13 @@ impl Supervisor {
         if !problems.is_empty() {
             return Err(SupervisorError::Failed(problems));
         }
+        // What the instances share (natively: the networks), before any of them starts.
+        let prepared = inner.runtime.prepare(&project).await.map_err(|e| {
+            SupervisorError::Failed(vec![format!(
+                "cannot prepare project {}: {e}",
+                project.name
+            )])
+        })?;
 
         // Removals and the old halves of recreations first, dependents before dependencies.
         let to_stop: Vec<(String, u32)> = plan
@@ -183,6 +194,7 @@ impl Supervisor {
             }
         }
         if failures.is_empty() {
+            let warnings = prepared.into_iter().chain(warnings).collect();
             Ok(UpReport { plan, warnings })
         } else {
             failures.sort();
@@ -194,15 +206,25 @@ impl Supervisor {
     /// Waits until every instance of the project is ready: running and, where it has a health
     /// check, healthy; a one-shot that exited 0 counts as done. Fails at once when an instance
     /// failed (exited non-zero for good, unhealthy, could not start).
+    ///
+    /// With `services`, only those and what they depend on are waited for (`up --wait web`).
     pub async fn wait_ready(
         &self,
         project: &str,
+        services: Option<&[String]>,
         timeout: Duration,
     ) -> Result<(), SupervisorError> {
         let mut changed = self.inner.changed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
+        let scope: Option<BTreeSet<String>> = match (services, self.project(project)) {
+            (Some(list), Some(p)) => Some(wharf_plan::with_dependencies(&p, list)?),
+            _ => None,
+        };
         loop {
-            let states = self.instances(project);
+            let mut states = self.instances(project);
+            if let Some(scope) = &scope {
+                states.retain(|s| scope.contains(&s.service));
+            }
             if states.is_empty() && !self.projects().iter().any(|p| p == project) {
                 return Err(SupervisorError::UnknownProject(project.to_string()));
             }
@@ -299,7 +321,10 @@ impl Supervisor {
         self.run_stops(project, &plan, |_| true).await;
         self.inner.lock().remove(project);
         self.inner.bump();
-        Ok(())
+        // Every instance has stopped: what `prepare` and the instances created can go.
+        self.inner.runtime.release(project).await.map_err(|e| {
+            SupervisorError::Failed(vec![format!("cannot release project {project}: {e}")])
+        })
     }
 
     fn targets(
@@ -493,7 +518,10 @@ async fn start_step(
         state,
         tail,
     };
+    let mut started = task.state.subscribe();
     tokio::spawn(task.run(control_rx));
+    // `up` returns once the instance runs (or ended trying), so that what it reports is true.
+    let _ = started.wait_for(|s| s.ever_started || s.finished).await;
     Ok(warnings)
 }
 

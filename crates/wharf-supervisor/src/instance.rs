@@ -14,6 +14,9 @@ use wharf_runtime::{ExitStatus, InstanceHandle, InstanceSpec, Started};
 use crate::health::{self, ExecProbe, HealthChange, ProbeSettings};
 use crate::{EventKind, Health, Inner, InstanceState, Status, TAIL_LINES};
 
+/// How long an exit waits for the instance's last output lines.
+const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
+
 pub(crate) enum Control {
     /// Stop gracefully; the task ends.
     Stop { reply: oneshot::Sender<i32> },
@@ -120,7 +123,7 @@ impl InstanceTask {
             let logs = Arc::clone(&self.inner.logs);
             let tail = Arc::clone(&self.tail);
             let state = self.state.subscribe();
-            tokio::spawn(async move {
+            let mut pump = tokio::spawn(async move {
                 while let Some(line) = output.recv().await {
                     logs.line(&state.borrow(), &line);
                     let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
@@ -174,6 +177,9 @@ impl InstanceTask {
             if let Some(p) = prober {
                 p.abort();
             }
+            // The last lines come before the exit in the logs and in failure messages; a
+            // grandchild that keeps the pipe open must not hold the exit back for long.
+            let _ = tokio::time::timeout(OUTPUT_DRAIN, &mut pump).await;
 
             match outcome {
                 Outcome::Stopped(code, reply) => {

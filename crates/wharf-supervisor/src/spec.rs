@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wharf_model::Project;
-use wharf_model::project::{Service, VolumeType};
-use wharf_runtime::{InstanceSpec, Signal};
+use wharf_model::project::{NetworkMode, Service, VolumeType};
+use wharf_runtime::{
+    AttachmentSpec, InstanceSpec, NetworkModeSpec, NetworkSpec, PortProtocol, PortSpec,
+    ProjectNetworkSpec, Signal,
+};
 
 use crate::SupervisorError;
 
@@ -117,6 +120,7 @@ pub fn instance_spec(
             environment.insert(k.clone(), v.clone());
         }
     }
+    let network = network_spec(project, service)?;
     Ok(InstanceSpec {
         project: project.name.clone(),
         service: service.name.clone(),
@@ -127,5 +131,117 @@ pub fn instance_spec(
         environment,
         user: service.user.clone(),
         stop_signal,
+        network: Some(network),
+    })
+}
+
+/// The networks (or network mode), published ports and hostname of the service's instances.
+/// `service:x` is x's first instance; `bridge` is a network named `bridge` shared by every
+/// project (Docker's default bridge), any other mode an existing network of that name.
+pub fn network_spec(project: &Project, service: &Service) -> Result<NetworkSpec, SupervisorError> {
+    let config = |message: String, help: &str| SupervisorError::Config {
+        service: service.name.clone(),
+        message,
+        help: help.to_string(),
+    };
+    let shared = |name: &str| AttachmentSpec {
+        network: ProjectNetworkSpec {
+            key: name.to_string(),
+            name: name.to_string(),
+            internal: false,
+            external: true,
+            subnet: None,
+        },
+        aliases: Vec::new(),
+        ipv4_address: None,
+    };
+    let mode = match &service.network_mode {
+        Some(NetworkMode::Host) => NetworkModeSpec::Host,
+        Some(NetworkMode::None) => NetworkModeSpec::None,
+        Some(NetworkMode::Service(x)) => {
+            NetworkModeSpec::Instance(instance_name(&project.name, x, 1))
+        }
+        Some(NetworkMode::Bridge) => NetworkModeSpec::Attached(vec![shared("bridge")]),
+        Some(NetworkMode::Network(name)) => NetworkModeSpec::Attached(vec![shared(name)]),
+        Some(NetworkMode::Container(c)) => {
+            return Err(config(
+                format!(
+                    "service `{}` has network_mode container:{c}, which only the Docker runtime can do",
+                    service.name
+                ),
+                "use network_mode: service:<name> to share another service's network, or run the project with --runtime docker",
+            ));
+        }
+        None => {
+            let mut attachments = Vec::new();
+            for (key, attachment) in &service.networks {
+                let Some(network) = project.networks.get(key) else {
+                    continue;
+                };
+                let attachment = attachment.clone().unwrap_or_default();
+                let ipv4_address = match &attachment.ipv4_address {
+                    Some(a) => Some(a.parse().map_err(|_| {
+                        config(
+                            format!(
+                                "service `{}` has an invalid ipv4_address `{a}` on network `{key}`",
+                                service.name
+                            ),
+                            "write an IPv4 address of the network's subnet, such as 172.16.238.10",
+                        )
+                    })?),
+                    None => None,
+                };
+                attachments.push(AttachmentSpec {
+                    network: ProjectNetworkSpec::of(key, network),
+                    aliases: attachment.aliases,
+                    ipv4_address,
+                });
+            }
+            NetworkModeSpec::Attached(attachments)
+        }
+    };
+    let mut ports = Vec::new();
+    for p in &service.ports {
+        let protocol = match p.protocol.as_str() {
+            "tcp" => PortProtocol::Tcp,
+            "udp" => PortProtocol::Udp,
+            other => {
+                return Err(config(
+                    format!(
+                        "service `{}` publishes port {} over {other}, which the native runtime cannot forward",
+                        service.name, p.target
+                    ),
+                    "publish tcp or udp ports",
+                ));
+            }
+        };
+        let host_ip = match p.host_ip.as_deref() {
+            None | Some("") => None,
+            Some(ip) => Some(ip.trim_matches(['[', ']']).parse().map_err(|_| {
+                config(
+                    format!(
+                        "service `{}` publishes port {} on an invalid host address `{ip}`",
+                        service.name, p.target
+                    ),
+                    "write an IP address such as 127.0.0.1",
+                )
+            })?),
+        };
+        let published = match p.published_ports().as_slice() {
+            [] => None,
+            [one] => Some((*one, *one)),
+            [first, .., last] => Some((*first, *last)),
+        };
+        ports.push(PortSpec {
+            host_ip,
+            published,
+            target: p.target,
+            protocol,
+        });
+    }
+    Ok(NetworkSpec {
+        mode,
+        ports,
+        hostname: service.hostname.clone(),
     })
 }

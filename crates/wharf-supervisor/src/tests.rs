@@ -68,7 +68,9 @@ async fn health_gated_start_waits_for_the_dependency_and_no_longer() {
     assert_eq!(t0.elapsed(), ms(800));
     assert_eq!(rt.start_order(), ["p-db-1", "p-web-1"]);
     assert_eq!(rt.record("p-web-1").started_at, vec![ms(800)]);
-    sup.wait_ready("p", Duration::from_secs(1)).await.unwrap();
+    sup.wait_ready("p", None, Duration::from_secs(1))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -115,7 +117,9 @@ services:
     let t0 = Instant::now();
     sup.up(project(yaml), UpOptions::default()).await.unwrap();
     assert_eq!(t0.elapsed(), Duration::from_secs(2));
-    sup.wait_ready("p", Duration::from_secs(1)).await.unwrap();
+    sup.wait_ready("p", None, Duration::from_secs(1))
+        .await
+        .unwrap();
 
     let rt = FakeRuntime::new();
     rt.script(
@@ -157,7 +161,11 @@ async fn on_failure_gives_exactly_n_restarts_with_doubling_back_off() {
     let st = &sup.instances("p")[0];
     assert_eq!(st.restarts, 3);
     assert_eq!(st.status, Status::Exited { code: 1 });
-    assert!(sup.wait_ready("p", Duration::from_secs(1)).await.is_err());
+    assert!(
+        sup.wait_ready("p", None, Duration::from_secs(1))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -407,4 +415,79 @@ async fn events_follow_the_state_machine() {
         ]
     );
     let _ = ExitStatus::Code(0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn up_prepares_the_project_before_any_start_and_down_releases_it_after_the_last_stop() {
+    let rt = FakeRuntime::new();
+    let sup = supervisor(&rt);
+    sup.up(project(HEALTH_GATED), UpOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rt.project_calls(), ["prepare p"]);
+    assert_eq!(rt.start_order(), ["p-db-1", "p-web-1"]);
+    sup.down("p").await.unwrap();
+    assert_eq!(rt.project_calls(), ["prepare p", "release p"]);
+    assert!(!rt.record("p-db-1").running && !rt.record("p-web-1").running);
+}
+
+#[test]
+fn instances_get_their_networks_ports_and_network_modes() {
+    use wharf_runtime::{NetworkModeSpec, PortProtocol};
+    let p = project(
+        r#"
+services:
+  proxy:
+    command: proxy
+    networks: [front]
+    ports: ["127.0.0.1:8080-8090:80", "53:53/udp"]
+  app:
+    command: app
+    hostname: app.local
+    networks:
+      front: {}
+      back: {aliases: [api], ipv4_address: 172.16.238.10}
+  worker:
+    command: worker
+    network_mode: service:app
+  offline:
+    command: offline
+    network_mode: none
+networks:
+  front: {}
+  back:
+    internal: true
+    ipam: {config: [{subnet: 172.16.238.0/24}]}
+"#,
+    );
+    let spec = |s: &str| {
+        crate::spec::instance_spec(&p, &p.services[s], 1, &BTreeMap::new(), "/v".as_ref())
+            .unwrap()
+            .network
+            .unwrap()
+    };
+    let proxy = spec("proxy");
+    assert_eq!(proxy.ports.len(), 2);
+    assert_eq!(proxy.ports[0].host_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(proxy.ports[0].published, Some((8080, 8090)));
+    assert_eq!(proxy.ports[1].published, Some((53, 53)));
+    assert_eq!(proxy.ports[1].protocol, PortProtocol::Udp);
+    let app = spec("app");
+    assert_eq!(app.hostname.as_deref(), Some("app.local"));
+    let NetworkModeSpec::Attached(nets) = &app.mode else {
+        panic!("{app:?}")
+    };
+    assert_eq!(nets.len(), 2);
+    assert_eq!(nets[0].network.key, "back");
+    assert_eq!(nets[0].network.name, "p_back");
+    assert!(nets[0].network.internal);
+    assert_eq!(nets[0].network.subnet.as_deref(), Some("172.16.238.0/24"));
+    assert_eq!(nets[0].aliases, ["api"]);
+    assert_eq!(nets[0].ipv4_address, Some("172.16.238.10".parse().unwrap()));
+    assert_eq!(nets[1].network.name, "p_front");
+    assert_eq!(
+        spec("worker").mode,
+        NetworkModeSpec::Instance("p-app-1".into())
+    );
+    assert_eq!(spec("offline").mode, NetworkModeSpec::None);
 }

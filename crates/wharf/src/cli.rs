@@ -69,6 +69,34 @@ pub enum Command {
     Down(DownArgs),
     /// Run the daemon in the foreground (for systemd); other verbs start it when needed
     Daemon,
+    /// Translate the project for another platform
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Kubernetes manifests, and a report of what did not translate exactly
+    Kubernetes(KubernetesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KubernetesArgs {
+    /// Directory for one file per kind (`-` or absent: one stream on standard output)
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Namespace of every object (default: the project's name, with a Namespace object)
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Kubernetes version to write for (1.33 to 1.37)
+    #[arg(long, value_name = "1.xx")]
+    pub kube_version: Option<String>,
+    /// Also write the translation report to this file
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Turn bind mounts into hostPath volumes instead of leaving them out
+    #[arg(long)]
+    pub allow_host_paths: bool,
 }
 
 #[derive(Debug, Args)]

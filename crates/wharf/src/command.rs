@@ -5,6 +5,7 @@ mod daemon;
 mod down;
 mod events;
 mod exec;
+mod export;
 mod logs;
 mod ps;
 mod restart;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::run(flags, args),
         Command::Down(args) => down::run(flags, args),
         Command::Daemon => daemon::run(),
+        Command::Export(crate::cli::ExportCommand::Kubernetes(args)) => export::run(flags, args),
     }
 }
 

@@ -1,5 +1,9 @@
 //! The `wharf` binary: command-line parsing and wiring. `anyhow` lives only here.
 
+/// See the workspace Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod command;
 mod connection;

@@ -39,5 +39,5 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 port = int(os.environ["QUEUE_PORT"])
-print(f"queue listening on 127.0.0.1:{port}", flush=True)
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+print(f"queue listening on port {port}", flush=True)
+http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()

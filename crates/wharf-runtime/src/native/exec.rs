@@ -1,12 +1,11 @@
 //! `Runtime::exec`, natively: a command in an instance's context (environment, working
-//! directory, user, and the namespaces of [`namespaces_of`]), through the shim in `exec` mode,
+//! directory, user, and its network: [`sandbox_of`]), through the shim in `exec` mode,
 //! in a session of its own. At its timeout, or when it exits, its whole process group is
 //! SIGKILLed: an exec (a health check, mostly) leaves nothing behind.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use rustix::process::{WaitId, WaitIdOptions, waitid};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use wharf_net::{Networking, Sandbox};
 
 use super::spawner::{Launch, spawn_shim};
 use super::start::OUTPUT_DRAIN_GRACE;
@@ -26,15 +26,18 @@ use crate::{ExecOutput, ExitStatus, InstanceHandle, RuntimeError};
 /// How much of an exec's output is kept: its end.
 const OUTPUT_TAIL: usize = 4096;
 
-/// The namespaces an `exec` joins. None yet: when instances get a network namespace of their
-/// own, return its path here (`/proc/<init pid>/ns/net`, or a bind mount under
-/// `/run/wharf/netns/`); the shim `setns`es into each before it switches user and execs.
-pub(super) fn namespaces_of(_instance: &dyn InstanceHandle) -> Vec<PathBuf> {
-    Vec::new()
+/// How an `exec` enters the instance's network: the namespace to join and the files to
+/// bind-mount (its `/etc/hosts` and `/etc/resolv.conf`); nothing when it has no network of its own.
+pub(super) async fn sandbox_of(
+    net: Option<&Networking>,
+    instance: &dyn InstanceHandle,
+) -> Option<Sandbox> {
+    net?.sandbox(&instance.spec().name).await
 }
 
 pub(super) async fn exec(
     config: &NativeConfig,
+    net: Option<&Networking>,
     instance: &dyn InstanceHandle,
     argv: &[String],
     timeout: Duration,
@@ -62,7 +65,10 @@ pub(super) async fn exec(
     );
     args.user = spec.user.clone();
     args.workdir = Some(spec.working_dir.clone());
-    args.namespaces = namespaces_of(instance);
+    if let Some(sandbox) = sandbox_of(net, instance).await {
+        args.namespaces.push(sandbox.netns);
+        args.binds = sandbox.binds;
+    }
     let mut shim = spawn_shim(Launch {
         config,
         args,

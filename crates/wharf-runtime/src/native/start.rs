@@ -8,7 +8,10 @@ use std::time::Duration;
 use nix::libc;
 use tokio::sync::{mpsc, oneshot};
 
+use wharf_net::Networking;
+
 use super::handle::{KillTarget, NativeHandle};
+use super::network::instance_def;
 use super::output::forward_lines;
 use super::spawner::{Launch, ShimProcess, spawn_shim};
 use super::{NativeConfig, describe, exit_code, pidfd, shim_failure};
@@ -32,6 +35,7 @@ const OUTPUT_BUFFER: usize = 1024;
 
 pub(super) async fn start(
     config: &NativeConfig,
+    net: Option<&Arc<Networking>>,
     spec: &InstanceSpec,
 ) -> Result<Started, RuntimeError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
@@ -57,7 +61,22 @@ pub(super) async fn start(
     );
     args.user = spec.user.clone();
     args.workdir = Some(spec.working_dir.clone());
-    let mut shim = spawn_shim(Launch {
+    // Its network, before anything runs: the program starts with its names and addresses.
+    let net = match (net, instance_def(spec).map_err(&fail)?) {
+        (Some(net), Some(def)) => {
+            let sandbox = net.attach(&def).await.map_err(|e| fail(e.to_string()))?;
+            args.namespaces.push(sandbox.netns);
+            args.binds = sandbox.binds;
+            Some(Arc::clone(net))
+        }
+        _ => None,
+    };
+    let detach = || async {
+        if let Some(net) = &net {
+            net.detach(&spec.name).await;
+        }
+    };
+    let mut shim = match spawn_shim(Launch {
         config,
         args,
         environment: &spec.environment,
@@ -65,12 +84,19 @@ pub(super) async fn start(
         stderr: Stdio::piped(),
     })
     .await
-    .map_err(|e| fail(shim_failure(config, &e, mode == Mode::Init)))?;
+    {
+        Ok(shim) => shim,
+        Err(e) => {
+            detach().await;
+            return Err(fail(shim_failure(config, &e, mode == Mode::Init)));
+        }
+    };
 
     let reports = match tokio::time::timeout(REPORT_TIMEOUT, shim.reports()).await {
         Ok(Ok(reports)) => reports,
         Ok(Err(e)) => {
             abandon(shim);
+            detach().await;
             return Err(fail(format!(
                 "cannot read the shim's report: {}",
                 describe(&e)
@@ -78,6 +104,7 @@ pub(super) async fn start(
         }
         Err(_) => {
             abandon(shim);
+            detach().await;
             return Err(fail(format!(
                 "the shim did not report within {}s whether the program started",
                 REPORT_TIMEOUT.as_secs()
@@ -89,6 +116,7 @@ pub(super) async fn start(
         Report::ProcessPid(_) => None,
     }) {
         abandon(shim);
+        detach().await;
         return Err(fail(reason));
     }
     let kill = reports
@@ -124,6 +152,7 @@ pub(super) async fn start(
     }
 
     let (exited, exit) = oneshot::channel();
+    let name = spec.name.clone();
     let ShimProcess {
         mut child,
         pid,
@@ -138,6 +167,10 @@ pub(super) async fn start(
             }
         };
         let _ = tokio::time::timeout(OUTPUT_DRAIN_GRACE, drained).await;
+        // Before the exit is known: a restart attaches again after this.
+        if let Some(net) = net {
+            net.detach(&name).await;
+        }
         let _ = exited.send(ExitStatus::Code(code));
     });
 

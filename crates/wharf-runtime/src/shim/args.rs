@@ -2,7 +2,7 @@
 //! shim ([`ShimArgs::parse`]), in one place so that the two cannot drift apart.
 //!
 //! `[--name NAME] --mode init|reaper|exec [--status-fd FD] [--parent-pid PID] [--user USER]
-//! [--workdir DIR] [--setns PATH]... -- PROGRAM [ARG]...`
+//! [--workdir DIR] [--setns PATH]... [--bind TARGET=SOURCE]... -- PROGRAM [ARG]...`
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -54,6 +54,9 @@ pub(crate) struct ShimArgs {
     pub(crate) workdir: Option<PathBuf>,
     /// Namespaces (`/proc/<pid>/ns/<kind>` or bind mounts) to join before exec.
     pub(crate) namespaces: Vec<PathBuf>,
+    /// Files to bind-mount, `(source, target)`, in a private mount namespace, after joining
+    /// the namespaces (an instance's `/etc/hosts` and `/etc/resolv.conf`).
+    pub(crate) binds: Vec<(PathBuf, PathBuf)>,
     pub(crate) argv: Vec<OsString>,
 }
 
@@ -67,6 +70,7 @@ impl ShimArgs {
             user: None,
             workdir: None,
             namespaces: Vec::new(),
+            binds: Vec::new(),
             argv,
         }
     }
@@ -92,6 +96,12 @@ impl ShimArgs {
         }
         for ns in &self.namespaces {
             out.extend(["--setns".into(), ns.clone().into()]);
+        }
+        for (source, target) in &self.binds {
+            let mut bind = target.clone().into_os_string();
+            bind.push("=");
+            bind.push(source);
+            out.extend(["--bind".into(), bind]);
         }
         out.push("--".into());
         out.extend(self.argv.iter().cloned());
@@ -132,6 +142,13 @@ impl ShimArgs {
                 "--user" => parsed.user = Some(text()?),
                 "--workdir" => parsed.workdir = Some(PathBuf::from(value)),
                 "--setns" => parsed.namespaces.push(PathBuf::from(value)),
+                "--bind" => {
+                    let v = text()?;
+                    let (target, source) = v
+                        .split_once('=')
+                        .ok_or_else(|| format!("`--bind` needs TARGET=SOURCE, not `{v}`"))?;
+                    parsed.binds.push((source.into(), target.into()));
+                }
                 _ => return Err(format!("unknown option `{flag}`")),
             }
         }
@@ -159,6 +176,7 @@ mod tests {
         args.user = Some("nobody:nogroup".into());
         args.workdir = Some("/srv/app".into());
         args.namespaces = vec!["/proc/1/ns/net".into()];
+        args.binds = vec![("/run/wharf/ab12/p-web-1/hosts".into(), "/etc/hosts".into())];
         assert_eq!(ShimArgs::parse(args.to_args()), Ok(args));
     }
 

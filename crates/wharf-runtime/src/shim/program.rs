@@ -8,7 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::sched::{CloneFlags, setns};
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::prctl;
 use nix::sys::signal::Signal as NixSignal;
 use nix::unistd::{Uid, chdir, execvp, getppid, setgid, setgroups, setsid, setuid};
@@ -23,6 +24,8 @@ pub(super) struct Program {
     /// `None` when no user is given, or when the shim does not run as root.
     credentials: Option<(String, Credentials)>,
     namespaces: Vec<(PathBuf, File)>,
+    /// `(source, target)` files to bind-mount in a private mount namespace.
+    binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// How the child becomes the program.
@@ -72,6 +75,7 @@ impl Program {
             workdir,
             credentials,
             namespaces,
+            binds: args.binds.clone(),
         })
     }
 
@@ -88,6 +92,9 @@ impl Program {
                 let reason = format!("cannot join namespace {}: {}", path.display(), describe(e));
                 return (127, reason);
             }
+        }
+        if let Err(reason) = self.bind_files() {
+            return (127, reason);
         }
         if let Some((path, dir)) = &self.workdir
             && let Err(e) = chdir(dir.as_c_str())
@@ -123,6 +130,46 @@ impl Program {
         super::reaper::restore_signals();
         let Err(e) = execvp(&self.argv[0], &self.argv);
         self.exec_failure(e)
+    }
+
+    /// In a mount namespace of its own (mounts of the machine still propagate into it, none
+    /// out), each bind file over its target, as `ip netns exec` does with `/etc/netns/<name>/`.
+    /// A target the machine does not have is left alone.
+    fn bind_files(&self) -> Result<(), String> {
+        if self.binds.is_empty() {
+            return Ok(());
+        }
+        unshare(CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("cannot create a mount namespace: {}", describe(e)))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("cannot make the mounts private: {}", describe(e)))?;
+        for (source, target) in &self.binds {
+            if !target.exists() {
+                continue;
+            }
+            mount(
+                Some(source.as_path()),
+                target.as_path(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                format!(
+                    "cannot bind {} over {}: {}",
+                    source.display(),
+                    target.display(),
+                    describe(e)
+                )
+            })?;
+        }
+        Ok(())
     }
 
     fn exec_failure(&self, e: Errno) -> (i32, String) {

@@ -33,6 +33,7 @@ pub fn runtime(pid_namespace: bool) -> NativeRuntime {
     NativeRuntime::new(NativeConfig {
         shim: vec![env!("CARGO_BIN_EXE_wharf-shim").into()],
         pid_namespace,
+        network: None,
     })
 }
 
@@ -57,6 +58,7 @@ pub fn spec(argv: &[&str]) -> InstanceSpec {
         environment: BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())]),
         user: None,
         stop_signal: Signal::TERM,
+        network: None,
     }
 }
 

@@ -14,14 +14,25 @@ use wharf_supervisor::{
     Backoff, Event, EventKind, NoLogs, Status, Supervisor, SupervisorOptions, UpOptions,
 };
 
+mod bench;
 mod native;
+mod network;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "__shim") {
         std::process::exit(wharf_runtime::shim::main(args[2..].to_vec()));
     }
-    let trials = native::trials();
+    // Helpers of the network tests and the isolation benchmark (see network.rs, bench.rs).
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("__hold") => network::hold(&args[2..]),
+        Some("__serve") => bench::serve(&args[2..]),
+        Some("__load") => bench::load(&args[2..]),
+        _ => {}
+    }
+    let mut trials = native::trials();
+    trials.extend(network::trials());
+    trials.extend(bench::trials());
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }
 

@@ -49,7 +49,7 @@ services:
         let sup = supervisor(dir);
         let mut rx = sup.events();
         sup.up(p, up_options()).await.map_err(|e| e.to_string())?;
-        sup.wait_ready("it", Duration::from_secs(30))
+        sup.wait_ready("it", None, Duration::from_secs(30))
             .await
             .map_err(|e| e.to_string())?;
         let mut seen = Vec::new();
@@ -80,7 +80,7 @@ services:
     runtime().block_on(async {
         let sup = supervisor(dir);
         sup.up(p, up_options()).await.map_err(|e| e.to_string())?;
-        sup.wait_ready("it", Duration::from_secs(30))
+        sup.wait_ready("it", None, Duration::from_secs(30))
             .await
             .map_err(|e| e.to_string())?;
         let states = sup.instances("it");
@@ -175,9 +175,12 @@ fn down_stops_dependents_first_with_their_stop_signal(dir: &Path) -> Result<(), 
         r#"
 services:
   db:
-    command: ["sh", "-c", "trap 'echo db >> $DIR/stopped; exit 0' TERM; while true; do sleep 0.05; done"]
+    command: ["sh", "-c", "trap 'echo db >> $DIR/stopped; exit 0' TERM; touch $DIR/db.trap; while true; do sleep 0.05; done"]
+    healthcheck: {test: ["CMD", "test", "-f", "$DIR/db.trap"], start_period: 30s, start_interval: 50ms}
   web:
-    command: ["sh", "-c", "trap 'echo web >> $DIR/stopped; exit 0' INT; while true; do sleep 0.05; done"]
+    command: ["sh", "-c", "trap 'echo web >> $DIR/stopped; exit 0' INT; touch $DIR/web.trap; while true; do sleep 0.05; done"]
+    # Healthy once the trap is set, so that the stop signal finds it.
+    healthcheck: {test: ["CMD", "test", "-f", "$DIR/web.trap"], start_period: 30s, start_interval: 50ms}
     stop_signal: SIGINT
     depends_on: [db]
 "#,
@@ -185,7 +188,7 @@ services:
     runtime().block_on(async {
         let sup = supervisor(dir);
         sup.up(p, up_options()).await.map_err(|e| e.to_string())?;
-        sup.wait_ready("it", Duration::from_secs(30))
+        sup.wait_ready("it", None, Duration::from_secs(30))
             .await
             .map_err(|e| e.to_string())?;
         sup.down("it").await.map_err(|e| e.to_string())?;

@@ -13,10 +13,11 @@ use wharf_runtime::native::{NativeConfig, NativeRuntime};
 pub fn run() -> anyhow::Result<ExitCode> {
     let state_dir = StateDir::from_env()?;
     let exe = std::env::current_exe().context("cannot find the wharf binary to run the shim")?;
-    let runtime = NativeRuntime::new(NativeConfig::new(vec![
-        exe.into_os_string(),
-        OsString::from("__shim"),
-    ]));
+    // As root, instances get the networks Compose describes (namespaces, bridges, names).
+    let runtime = NativeRuntime::new(
+        NativeConfig::new(vec![exe.into_os_string(), OsString::from("__shim")])
+            .isolated(state_dir.root()),
+    );
     let base_env: BTreeMap<String, String> = ["PATH", "HOME", "LANG", "TZ"]
         .into_iter()
         .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
