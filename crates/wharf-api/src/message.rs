@@ -157,6 +157,11 @@ pub struct ExecContext {
     pub working_dir: PathBuf,
     /// `user:` as written in the service.
     pub user: Option<String>,
+    /// When the instance is isolated: the command line that runs a command inside it (the shim,
+    /// which joins its namespaces, user and directory); the command and its arguments are
+    /// appended to it. Absent: run the command directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapper: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ use wharf_api::message::{
     InstanceState, LogEntry, LogStream, LogsQuery, ProjectSummary, UpRequest, UpResponse,
 };
 use wharf_model::Project;
+use wharf_runtime::Runtime as _;
 use wharf_supervisor::{Supervisor, SupervisorError, UpOptions, spec};
 
 use crate::log_store::LogStore;
@@ -501,12 +502,25 @@ impl Control for DaemonControl {
             &self.state_dir.volumes(),
         )
         .map_err(supervisor_error)?;
+        let wrapper = match self.runtime.handle(&spec.name) {
+            Some(handle) => self
+                .runtime
+                .interactive_command(handle.as_ref(), &[])
+                .await
+                .map(|c| {
+                    c.into_iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect()
+                }),
+            None => None,
+        };
         Ok(ExecContext {
             instance: spec.name,
             pid: Some(pid),
             environment: spec.environment,
             working_dir: spec.working_dir,
             user: spec.user,
+            wrapper,
         })
     }
 

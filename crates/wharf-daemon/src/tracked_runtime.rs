@@ -24,6 +24,12 @@ impl TrackedRuntime {
     }
 
     /// Kills the instance's current run, if it has one; `Ok(false)` when it has none.
+    /// The handle of a running instance, by name.
+    pub fn handle(&self, instance: &str) -> Option<Arc<dyn InstanceHandle>> {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.get(instance).and_then(Weak::upgrade)
+    }
+
     pub fn kill(&self, instance: &str) -> Result<bool, RuntimeError> {
         let handle = self
             .handles
@@ -71,5 +77,13 @@ impl Runtime for TrackedRuntime {
 
     async fn recover(&self) -> Result<Vec<String>, RuntimeError> {
         self.inner.recover().await
+    }
+
+    async fn interactive_command(
+        &self,
+        instance: &dyn InstanceHandle,
+        argv: &[String],
+    ) -> Option<Vec<std::ffi::OsString>> {
+        self.inner.interactive_command(instance, argv).await
     }
 }

@@ -195,6 +195,18 @@ pub trait Runtime: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError>;
 
+    /// The command line that runs `argv` in the instance's context (environment excepted: the
+    /// caller sets the instance's) with the caller's own standard streams, for `wharf exec`;
+    /// `None` when plain `argv` in the instance's directory already is that.
+    async fn interactive_command(
+        &self,
+        instance: &dyn InstanceHandle,
+        argv: &[String],
+    ) -> Option<Vec<std::ffi::OsString>> {
+        let _ = (instance, argv);
+        None
+    }
+
     /// Creates what the project's instances share (natively: a bridge per network and the
     /// firewall rules), before any of them starts. Idempotent: `up` calls it every time.
     /// Returns warnings for the user (natively without root: what host networking loses).

@@ -172,6 +172,14 @@ impl Runtime for NativeRuntime {
         exec::exec(&self.config, self.net.as_deref(), instance, argv, timeout).await
     }
 
+    async fn interactive_command(
+        &self,
+        instance: &dyn InstanceHandle,
+        argv: &[String],
+    ) -> Option<Vec<OsString>> {
+        exec::interactive_command(&self.config, self.net.as_deref(), instance, argv).await
+    }
+
     async fn prepare(&self, project: &Project) -> Result<Vec<String>, RuntimeError> {
         match &self.net {
             Some(net) => network::prepare(net, project).await,

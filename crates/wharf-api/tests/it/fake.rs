@@ -203,6 +203,7 @@ impl Control for FakeControl {
             environment: BTreeMap::from([("GREETING".into(), "hello".into())]),
             working_dir: PathBuf::from("/srv/p"),
             user: None,
+            wrapper: None,
         })
     }
 

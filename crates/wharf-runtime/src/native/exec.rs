@@ -35,6 +35,31 @@ pub(super) async fn sandbox_of(
     net?.sandbox(&instance.spec().name).await
 }
 
+/// `wharf exec`: the shim in `exec` mode, so that the command joins the instance's network
+/// namespace, sees its `/etc/hosts` and runs as its user in its directory, with the caller's
+/// standard streams. `None` when the instance has no sandbox: the caller runs the command itself.
+pub(super) async fn interactive_command(
+    config: &NativeConfig,
+    net: Option<&Networking>,
+    instance: &dyn InstanceHandle,
+    argv: &[String],
+) -> Option<Vec<OsString>> {
+    let sandbox = sandbox_of(net, instance).await?;
+    let spec = instance.spec();
+    let mut args = ShimArgs::new(
+        &spec.name,
+        Mode::Exec,
+        argv.iter().map(OsString::from).collect(),
+    );
+    args.user = spec.user.clone();
+    args.workdir = Some(spec.working_dir.clone());
+    args.namespaces.push(sandbox.netns);
+    args.binds = sandbox.binds;
+    let mut command = config.shim.clone();
+    command.extend(args.to_args());
+    Some(command)
+}
+
 pub(super) async fn exec(
     config: &NativeConfig,
     net: Option<&Networking>,

@@ -3,8 +3,9 @@
 //! is; `wharf` then becomes the command (exec), so its standard streams, a terminal and the exit
 //! status are the command's own.
 //!
-//! Natively, an instance isolated in a PID namespace (as root) keeps it: the command does not
-//! join it (it sees the machine's processes).
+//! An isolated instance (as root) is entered through the shim, which joins its network namespace
+//! and mounts its `/etc/hosts` and `/etc/resolv.conf`; its PID namespace is not joined (the
+//! command sees the machine's processes).
 
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
@@ -33,6 +34,18 @@ pub fn run(flags: &ProjectFlags, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         .command
         .split_first()
         .context("exec needs a command to run")?;
+    // An isolated instance: the shim joins its network namespace, sees its /etc/hosts and
+    // switches to its user and directory, then becomes the command.
+    if let Some((shim, shim_args)) = context.wrapper.as_ref().and_then(|w| w.split_first()) {
+        let error = std::process::Command::new(shim)
+            .args(shim_args)
+            .arg(program)
+            .args(rest)
+            .env_clear()
+            .envs(&context.environment)
+            .exec();
+        bail!("cannot run `{program}` in {}: {error}", context.instance);
+    }
     let mut command = std::process::Command::new(program);
     command
         .args(rest)
