@@ -134,6 +134,23 @@ impl DaemonControl {
     }
 
     /// `services`, checked against the project; `None` stays `None` (all).
+    /// Records in the store which services the user stopped (or started again), after checking
+    /// that they exist: a daemon restart must not bring back what the user stopped.
+    async fn record_stopped(
+        &self,
+        name: &str,
+        services: Option<&[String]>,
+        stopped: bool,
+    ) -> Result<(), ApiError> {
+        self.restored().await;
+        let project = self.project(name).await?;
+        Self::check_services(&project, services)?;
+        let list = Self::all_services(&project, services.map(<[String]>::to_vec));
+        let owned = name.to_string();
+        self.with_store(move |s| s.set_stopped(&owned, &list, stopped))
+            .await
+    }
+
     fn check_services(project: &Project, services: Option<&[String]>) -> Result<(), ApiError> {
         for s in services.into_iter().flatten() {
             if !project.services.contains_key(s) {
@@ -359,12 +376,7 @@ impl Control for DaemonControl {
         name: &str,
         services: Option<Vec<String>>,
     ) -> Result<ActionResponse, ApiError> {
-        self.restored().await;
-        let project = self.project(name).await?;
-        Self::check_services(&project, services.as_deref())?;
-        let list = Self::all_services(&project, services.clone());
-        let owned = name.to_string();
-        self.with_store(move |s| s.set_stopped(&owned, &list, false))
+        self.record_stopped(name, services.as_deref(), false)
             .await?;
         action(self.supervisor.start(name, services.as_deref()).await)
     }
@@ -374,13 +386,7 @@ impl Control for DaemonControl {
         name: &str,
         services: Option<Vec<String>>,
     ) -> Result<ActionResponse, ApiError> {
-        self.restored().await;
-        let project = self.project(name).await?;
-        Self::check_services(&project, services.as_deref())?;
-        let list = Self::all_services(&project, services.clone());
-        let owned = name.to_string();
-        self.with_store(move |s| s.set_stopped(&owned, &list, true))
-            .await?;
+        self.record_stopped(name, services.as_deref(), true).await?;
         self.supervisor
             .stop(name, services.as_deref())
             .await
@@ -393,12 +399,7 @@ impl Control for DaemonControl {
         name: &str,
         services: Option<Vec<String>>,
     ) -> Result<ActionResponse, ApiError> {
-        self.restored().await;
-        let project = self.project(name).await?;
-        Self::check_services(&project, services.as_deref())?;
-        let list = Self::all_services(&project, services.clone());
-        let owned = name.to_string();
-        self.with_store(move |s| s.set_stopped(&owned, &list, false))
+        self.record_stopped(name, services.as_deref(), false)
             .await?;
         action(self.supervisor.restart(name, services.as_deref()).await)
     }
