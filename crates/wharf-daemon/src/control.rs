@@ -39,6 +39,50 @@ pub struct DaemonControl {
 }
 
 impl DaemonControl {
+    /// Records every `on-failure` service whose instances all exited 0 as done, so that a daemon
+    /// restart does not run a completed one-shot (a migration, say) again. Runs until the
+    /// supervisor's event stream ends.
+    pub(crate) async fn record_completions(&self) {
+        let mut events = self.supervisor.events();
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if event.kind != (EventKind::Exited { code: 0 }) {
+                continue;
+            }
+            let Some(project) = self.supervisor.project(&event.project) else {
+                continue;
+            };
+            let on_failure = project.services.get(&event.service).is_some_and(|s| {
+                matches!(
+                    s.restart,
+                    wharf_model::project::RestartPolicy::OnFailure { .. }
+                )
+            });
+            let completed = self
+                .supervisor
+                .instances(&event.project)
+                .iter()
+                .filter(|i| i.service == event.service)
+                .all(|i| i.finished && i.status == (wharf_supervisor::Status::Exited { code: 0 }));
+            if on_failure && completed {
+                let (name, service) = (event.project.clone(), vec![event.service.clone()]);
+                if let Err(e) = self
+                    .with_store(move |s| s.set_stopped(&name, &service, true))
+                    .await
+                {
+                    eprintln!(
+                        "wharf daemon: cannot record that {} completed: {}",
+                        event.instance, e.message
+                    );
+                }
+            }
+        }
+    }
+
     /// Brings back the stored projects' services whose restart policy says so, all projects at
     /// once. Every project is known to the supervisor afterwards, even with nothing to start.
     pub async fn restore(&self) {

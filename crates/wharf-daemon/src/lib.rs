@@ -136,6 +136,9 @@ pub async fn run(
         Err(e) => eprintln!("wharf daemon: cannot remove leftovers of a previous run: {e}"),
     }
 
+    let recording = Arc::clone(&control);
+    tokio::spawn(async move { recording.record_completions().await });
+
     let restoring = Arc::clone(&control);
     tokio::spawn(async move {
         restoring.restore().await;

@@ -228,6 +228,9 @@ services:
   once:
     command: ["sh", "-c", "while true; do sleep 0.1; done"]
     restart: "no"
+  migrate:
+    command: ["sh", "-c", "echo ran >> migrations"]
+    restart: on-failure
 "#,
     );
     stack
@@ -266,6 +269,14 @@ services:
         once.as_ref().is_none_or(|i| i["status"] != "running"),
         "the `restart: \"no\"` service came back: {once:?}"
     );
+    // An `on-failure` one-shot that completed is not run again.
+    assert_eq!(
+        stack.instance("itrestore-migrate-1"),
+        None,
+        "the completed one-shot came back"
+    );
+    let runs = std::fs::read_to_string(stack.app().join("migrations")).expect("it ran once");
+    assert_eq!(runs, "ran\n");
 }
 
 /// docker/compose issue 8925: `logs -f` must go on after the instance restarts.
