@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::route::{RouteError, Tie};
+use wharf_router::route::{RouteError, Tie};
 
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -22,9 +22,9 @@ use serde_json::Value as Json;
 use wharf_model::project::NetworkMode;
 
 use crate::report::{Kind, Section};
-use crate::route::{Balance, Route, RouteError, Source, Tls};
 use crate::translate::Translator;
 use crate::{Error, name};
+use wharf_router::route::{Balance, Route, RouteError, Source, Tls};
 
 /// The cert-manager ClusterIssuer that `acme` routes ask for; docs/kubernetes.md shows one.
 pub const ACME_ISSUER: &str = "letsencrypt";

@@ -13,7 +13,7 @@
 //! - `wait`: depends_on -> init containers that wait for a Service's ready endpoints or a Job;
 //! - `network`: Services, aliases, NetworkPolicies for Compose networks;
 //! - `storage`: PersistentVolumeClaims, Secrets, ConfigMaps;
-//! - `ingress`: `wharf.http.*` routes ([`route`]) -> Ingresses and their NetworkPolicies;
+//! - `ingress`: `wharf.http.*` routes (`wharf_router::route`) -> Ingresses and their NetworkPolicies;
 //! - `coverage`: every key present on a service checked against the keys the translation handles.
 
 pub mod cli;
@@ -26,7 +26,6 @@ pub mod name;
 mod network;
 mod probe;
 pub mod report;
-pub mod route;
 mod storage;
 mod translate;
 mod wait;

@@ -10,8 +10,8 @@ use wharf_model::Project;
 use wharf_model::project::{Condition, NetworkMode, Service, VolumeType};
 
 use crate::report::{Kind, Report, Section};
-use crate::route::{self, Route};
 use crate::{Error, Manifests, Options, Translation, name};
+use wharf_router::route::{self, Route};
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";

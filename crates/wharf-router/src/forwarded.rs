@@ -1,0 +1,106 @@
+//! `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) on the way to an upstream.
+//!
+//! A client may send any of these: they are believed (and extended) only when the peer is a
+//! trusted proxy; from anyone else they are replaced by what the router itself saw.
+
+use std::net::IpAddr;
+
+use hyper::HeaderMap;
+use hyper::header::{FORWARDED, HeaderName, HeaderValue};
+
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Sets the forwarding headers for a request from `peer` that asked for `host` over `proto`.
+pub(crate) fn set(headers: &mut HeaderMap, peer: IpAddr, trusted: bool, proto: &str, host: &str) {
+    let peer_text = peer.to_string();
+    let node = match peer {
+        IpAddr::V4(_) => peer_text.clone(),
+        IpAddr::V6(_) => format!("\"[{peer_text}]\""),
+    };
+    let element = format!("for={node};host=\"{host}\";proto={proto}");
+    if trusted {
+        let xff = join(headers, &X_FORWARDED_FOR, &peer_text);
+        let fwd = join(headers, &FORWARDED, &element);
+        insert(headers, X_FORWARDED_FOR, &xff);
+        insert(headers, FORWARDED, &fwd);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            insert(headers, X_FORWARDED_PROTO, proto);
+        }
+        if !headers.contains_key(&X_FORWARDED_HOST) {
+            insert(headers, X_FORWARDED_HOST, host);
+        }
+    } else {
+        insert(headers, X_FORWARDED_FOR, &peer_text);
+        insert(headers, X_FORWARDED_PROTO, proto);
+        insert(headers, X_FORWARDED_HOST, host);
+        insert(headers, FORWARDED, &element);
+    }
+}
+
+/// The values of `name` joined with `, `, then `last`.
+fn join(headers: &HeaderMap, name: &HeaderName, last: &str) -> String {
+    let mut parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    parts.push(last);
+    parts.join(", ")
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    // The host comes from the request's own headers; anything not valid there is dropped.
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    } else {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_values_are_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("5.6.7.8"));
+        h.insert(FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        set(
+            &mut h,
+            "10.0.0.9".parse().expect("ip"),
+            false,
+            "http",
+            "example.org",
+        );
+        assert_eq!(h.get_all(X_FORWARDED_FOR).iter().count(), 1);
+        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.9");
+        assert_eq!(h[X_FORWARDED_PROTO], "http");
+        assert_eq!(h[X_FORWARDED_HOST], "example.org");
+        assert_eq!(h[FORWARDED], "for=10.0.0.9;host=\"example.org\";proto=http");
+    }
+
+    #[test]
+    fn trusted_values_are_extended() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        set(
+            &mut h,
+            "::1".parse().expect("ip"),
+            true,
+            "http",
+            "example.org",
+        );
+        assert_eq!(h[X_FORWARDED_FOR], "1.2.3.4, ::1");
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+        assert_eq!(
+            h[FORWARDED],
+            "for=\"[::1]\";host=\"example.org\";proto=http"
+        );
+    }
+}
