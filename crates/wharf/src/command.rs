@@ -6,12 +6,10 @@ mod down;
 mod events;
 mod exec;
 mod export;
+mod lifecycle;
 mod logs;
 mod ps;
-mod restart;
 mod scale;
-mod start;
-mod stop;
 mod up;
 
 use std::future::Future;
@@ -30,9 +28,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(flags, args),
         Command::Ps(args) => ps::run(flags, args),
         Command::Logs(args) => logs::run(flags, args),
-        Command::Start(args) => start::run(flags, args),
-        Command::Stop(args) => stop::run(flags, args),
-        Command::Restart(args) => restart::run(flags, args),
+        Command::Start(args) => lifecycle::run(flags, args, lifecycle::Lifecycle::Start),
+        Command::Stop(args) => lifecycle::run(flags, args, lifecycle::Lifecycle::Stop),
+        Command::Restart(args) => lifecycle::run(flags, args, lifecycle::Lifecycle::Restart),
         Command::Scale(args) => scale::run(flags, args),
         Command::Events(args) => events::run(flags, args),
         Command::Exec(args) => exec::run(flags, args),
