@@ -8,13 +8,18 @@
 # Also reports the daemon's resident memory with the 50 services running.
 #
 # Usage: bench/up-chain.sh [RUNS]   (default 5; prints a Markdown table)
+# WHARF=/path/to/wharf benchmarks that binary instead of building target/release/wharf.
 set -euo pipefail
 runs=${1:-5}
 delay_ms=${DELAY_MS:-100}
 interval=${START_INTERVAL:-5ms}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wharf
-wharf="$root/target/release/wharf"
+if [ -n "${WHARF:-}" ]; then
+  wharf=$WHARF
+else
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wharf
+  wharf="$root/target/release/wharf"
+fi
 
 work=$(mktemp -d)
 export WHARF_STATE_DIR="$work/state"

@@ -16,7 +16,7 @@ use tokio::net::UnixStream;
 use crate::message::{
     ActionResponse, ApiError, DaemonInfo, DownRequest, DownResponse, ErrorKind, Event, EventsQuery,
     ExecContext, ExecContextQuery, InstanceState, LogEntry, LogsQuery, ProjectSummary, PsQuery,
-    ScaleRequest, ServicesRequest, UpRequest, UpResponse,
+    RoutesQuery, RoutesResponse, ScaleRequest, ServicesRequest, UpRequest, UpResponse,
 };
 
 /// A client of the daemon listening on `socket`.
@@ -142,6 +142,25 @@ impl Client {
             project: project.map(str::to_string),
         })?;
         self.stream(&format!("/v1/events?{q}")).await
+    }
+
+    /// The router's routes; with `query.explain`, also which route that URL matches.
+    pub async fn routes(&self, query: &RoutesQuery) -> Result<RoutesResponse, ApiError> {
+        let q = encode(query)?;
+        self.call(Method::GET, &format!("/v1/routes?{q}"), None::<&()>)
+            .await
+    }
+
+    /// The router's metrics, in Prometheus' text format.
+    pub async fn metrics(&self) -> Result<String, ApiError> {
+        let response = self.send(Method::GET, "/metrics", Vec::new()).await?;
+        let bytes = collect(response.into_body()).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| {
+            ApiError::new(
+                ErrorKind::Protocol,
+                format!("the daemon's metrics are not UTF-8: {e}"),
+            )
+        })
     }
 
     async fn services_call(

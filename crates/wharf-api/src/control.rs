@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::message::{
     ActionResponse, ApiError, DaemonInfo, DownResponse, Event, ExecContext, InstanceState,
-    LogEntry, LogsQuery, ProjectSummary, UpRequest, UpResponse,
+    LogEntry, LogsQuery, ProjectSummary, RoutesQuery, RoutesResponse, UpRequest, UpResponse,
 };
 
 /// Every verb of the control API. Streams are channels: the server sends what arrives until
@@ -75,6 +75,13 @@ pub trait Control: Send + Sync + 'static {
         service: &str,
         index: u32,
     ) -> Result<ExecContext, ApiError>;
+
+    /// The router's routes (of one project, or of all), and with `explain` which route a URL
+    /// matches.
+    async fn routes(&self, query: RoutesQuery) -> Result<RoutesResponse, ApiError>;
+
+    /// The router's metrics, in Prometheus' text exposition format.
+    async fn metrics(&self) -> Result<String, ApiError>;
 
     /// Stops and forgets the project (and, with `volumes`, deletes its named volumes' data).
     async fn down(&self, project: &str, volumes: bool) -> Result<DownResponse, ApiError>;

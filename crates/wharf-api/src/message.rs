@@ -176,6 +176,52 @@ pub struct DownResponse {
     pub removed_volumes: Vec<PathBuf>,
 }
 
+/// One route of the router, for `wharf routes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    pub project: String,
+    /// `web` or `web.admin`.
+    pub route: String,
+    /// The router's HTTP address.
+    pub listen: String,
+    /// Empty: any host.
+    pub hosts: Vec<String>,
+    pub path: String,
+    pub strip_path: bool,
+    pub service: String,
+    pub port: u16,
+    /// Instances taking traffic now.
+    pub healthy: usize,
+    /// Instances known (or asked for, when more).
+    pub instances: usize,
+    /// `allow_from ...`, `basic_auth <users>`, `forward_auth <url>`.
+    pub access: Vec<String>,
+    /// `files`, `self-signed` or `acme`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// Requests refused by the access rules since the daemon started.
+    pub denied: u64,
+}
+
+/// `wharf routes`; a query string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutesQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// `--explain URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<String>,
+}
+
+/// The answer of `GET /v1/routes`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutesResponse {
+    pub routes: Vec<RouteInfo>,
+    /// With `explain`: for each router, which route the URL matches and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<String>,
+}
+
 /// What went wrong, as the daemon tells it (and, for `Connect` and `Protocol`, as the client
 /// found it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

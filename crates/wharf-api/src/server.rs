@@ -12,6 +12,8 @@
 //! | `GET /v1/projects/{p}/exec-context?service=&index=` | | [`ExecContext`](crate::message::ExecContext) |
 //! | `POST /v1/projects/{p}/down` | [`DownRequest`] | [`DownResponse`](crate::message::DownResponse) |
 //! | `GET /v1/events?project=` | | [`Event`](crate::message::Event) lines (NDJSON) |
+//! | `GET /v1/routes?project=&explain=` | | [`RoutesResponse`](crate::message::RoutesResponse) |
+//! | `GET /metrics` | | the router's metrics (Prometheus text format) |
 //!
 //! Errors are an [`ApiError`] body with a status that matches its kind. Every verb runs on its
 //! own task, so that a client that goes away half-way (Ctrl-C) never cancels a change half-done.
@@ -34,7 +36,7 @@ use tokio::sync::mpsc;
 use crate::control::Control;
 use crate::message::{
     ApiError, DaemonInfo, DownRequest, ErrorKind, EventsQuery, ExecContextQuery, LogsQuery,
-    ProjectSummary, PsQuery, ScaleRequest, ServicesRequest, UpRequest,
+    ProjectSummary, PsQuery, RoutesQuery, ScaleRequest, ServicesRequest, UpRequest,
 };
 
 /// The content type of the streaming endpoints.
@@ -58,6 +60,8 @@ pub fn router(control: Arc<dyn Control>) -> Router {
         .route("/v1/projects/{project}/exec-context", get(exec_context))
         .route("/v1/projects/{project}/down", post(down))
         .route("/v1/events", get(events))
+        .route("/v1/routes", get(routes))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(control)
 }
@@ -236,6 +240,24 @@ async fn down(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Re
         }
     };
     reply(detached(async move { c.down(&project, request.volumes).await }).await)
+}
+
+async fn routes(State(c): Shared, RawQuery(q): RawQuery) -> Response {
+    match query::<RoutesQuery>(q) {
+        Ok(q) => reply(c.routes(q).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn metrics(State(c): Shared) -> Response {
+    match c.metrics().await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn events(State(c): Shared, RawQuery(q): RawQuery) -> Response {

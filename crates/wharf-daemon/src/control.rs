@@ -11,7 +11,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use wharf_api::Control;
 use wharf_api::message::{
     ActionResponse, ApiError, DaemonInfo, DownResponse, ErrorKind, Event, EventKind, ExecContext,
-    InstanceState, LogEntry, LogStream, LogsQuery, ProjectSummary, UpRequest, UpResponse,
+    InstanceState, LogEntry, LogStream, LogsQuery, ProjectSummary, RoutesQuery, RoutesResponse,
+    UpRequest, UpResponse,
 };
 use wharf_model::Project;
 use wharf_runtime::Runtime as _;
@@ -32,6 +33,7 @@ pub struct DaemonControl {
     pub(crate) store: Arc<Store>,
     pub(crate) logs: LogStore,
     pub(crate) runtime: Arc<TrackedRuntime>,
+    pub(crate) routing: Arc<crate::routing::Routing>,
     pub(crate) state_dir: StateDir,
     pub(crate) base_env: BTreeMap<String, String>,
     /// True once the stored projects were brought back.
@@ -107,6 +109,12 @@ impl DaemonControl {
             let services = services_to_restore(&project, &record.stopped);
             let mut scale = record.scale.clone();
             scale.retain(|s, _| project.services.contains_key(s));
+            if let Err(e) = self.routing.attach(&project).await {
+                eprintln!(
+                    "wharf daemon: project `{name}`: its routes are not served: {}",
+                    e.message
+                );
+            }
             let supervisor = self.supervisor.clone();
             set.spawn(async move {
                 let options = UpOptions {
@@ -288,6 +296,8 @@ impl Control for DaemonControl {
             )));
         }
         Self::check_services(&project, request.services.as_deref())?;
+        // Routes are checked (and served) before anything is stored or started.
+        self.routing.attach(&project).await?;
         let (owned, yaml, dir, services) = (
             name.to_string(),
             request.yaml.clone(),
@@ -307,6 +317,7 @@ impl Control for DaemonControl {
             force_recreate: request.force_recreate,
             no_recreate: request.no_recreate,
             scale,
+            ..UpOptions::default()
         };
         let report = self
             .supervisor
@@ -569,6 +580,25 @@ impl Control for DaemonControl {
         })
     }
 
+    async fn routes(&self, query: RoutesQuery) -> Result<RoutesResponse, ApiError> {
+        self.restored().await;
+        if let Some(p) = &query.project {
+            self.project(p).await?;
+        }
+        Ok(RoutesResponse {
+            routes: self.routing.routes(query.project.as_deref()),
+            explanations: query
+                .explain
+                .as_deref()
+                .map(|url| self.routing.explain(url))
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn metrics(&self) -> Result<String, ApiError> {
+        Ok(self.routing.metrics())
+    }
+
     async fn down(&self, name: &str, volumes: bool) -> Result<DownResponse, ApiError> {
         self.restored().await;
         let project = self.project(name).await?;
@@ -576,6 +606,7 @@ impl Control for DaemonControl {
             Ok(()) | Err(SupervisorError::UnknownProject(_)) => {}
             Err(e) => return Err(supervisor_error(e)),
         }
+        self.routing.detach(name);
         let owned = name.to_string();
         self.with_store(move |s| s.remove(&owned)).await?;
         self.logs.forget(name).await;

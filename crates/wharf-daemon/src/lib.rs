@@ -17,6 +17,7 @@ use wharf_supervisor::{Backoff, Supervisor, SupervisorOptions};
 pub mod control;
 pub mod log_store;
 pub mod restore;
+pub mod routing;
 pub mod state_dir;
 pub mod store;
 pub mod tracked_runtime;
@@ -92,12 +93,20 @@ pub async fn run(
             backoff: Backoff::default(),
         },
     );
+    let routing = Arc::new(routing::Routing::new(
+        Arc::clone(&runtime),
+        supervisor.clone(),
+        state_dir.tls(),
+    ));
+    supervisor.set_drain(Arc::clone(&routing) as Arc<dyn wharf_supervisor::Drain>);
+    tokio::spawn(Arc::clone(&routing).follow());
     let (restored_tx, restored) = watch::channel(false);
     let control = Arc::new(DaemonControl {
         supervisor,
         store,
         logs: logs.clone(),
         runtime,
+        routing,
         state_dir: state_dir.clone(),
         base_env: config.base_env,
         restored,

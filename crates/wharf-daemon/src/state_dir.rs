@@ -88,6 +88,11 @@ impl StateDir {
         self.root.join("volumes")
     }
 
+    /// The router's certificates: the local CA (`ca/`) and ACME's (`acme/`).
+    pub fn tls(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
     /// Creates the directory (mode 0700: the socket inside is the daemon's only access control).
     pub fn create(&self) -> Result<(), DaemonError> {
         fs::DirBuilder::new()

@@ -67,6 +67,14 @@ impl Runtime for TrackedRuntime {
         self.inner.exec(instance, argv, timeout).await
     }
 
+    async fn addresses(&self, instance: &dyn InstanceHandle) -> Vec<std::net::IpAddr> {
+        self.inner.addresses(instance).await
+    }
+
+    fn distinct_addresses(&self) -> bool {
+        self.inner.distinct_addresses()
+    }
+
     async fn prepare(&self, project: &wharf_model::Project) -> Result<Vec<String>, RuntimeError> {
         self.inner.prepare(project).await
     }

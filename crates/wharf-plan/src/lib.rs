@@ -37,6 +37,10 @@ pub struct UpOptions {
     pub no_recreate: bool,
     /// Replica counts that override the project's (`wharf scale web=3`, `up --scale`).
     pub scale: BTreeMap<String, u32>,
+    /// Remove instances that the runtime still has of services no longer in the project
+    /// (`up --remove-orphans`); without it they are left alone with a warning, as Docker Compose
+    /// does. Instances the supervisor started itself are removed either way.
+    pub remove_orphans: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

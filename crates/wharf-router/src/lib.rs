@@ -7,7 +7,13 @@
 //! - [`pool`]: [`InstanceEvent`]s -> per-service upstream instances, and the balancing choice;
 //! - [`proxy`]: the [`Router`]: a hyper server (HTTP/1.1 and h2c) that forwards each request to an
 //!   instance of its route, streaming both ways, with retries, forwarded headers and WebSockets;
-//!   `access`: a route's `allow_from` and `basic_auth` rules, checked before anything is sent.
+//!   `access`: a route's `allow_from`, `basic_auth` and `forward_auth` rules, checked before
+//!   anything is sent;
+//! - [`metrics`]: per-route counters and latency histograms, as Prometheus text
+//!   ([`Router::metrics_text`]); [`access_log`]: a line per request, written off the request path;
+//! - [`tls`]: certificates (files, the local wharf CA, [`acme`]) chosen by SNI and swapped
+//!   atomically, [`Router::serve_tls`] (h2 and HTTP/1.1 by ALPN), and on the plain listener
+//!   ACME HTTP-01 answers and redirects to HTTPS ([`Router::enable_https`]).
 //!
 //! The router listens and never calls: the daemon feeds it a new table when the project changes
 //! ([`Router::set_table`], an atomic swap) and the supervisor's instance events
@@ -15,16 +21,24 @@
 //! every swap.
 
 mod access;
+pub mod acme;
+pub mod access_log;
 pub mod cidr;
 pub mod error;
 mod forwarded;
+pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod route;
+pub mod settings;
 pub mod table;
+pub mod tls;
 
+pub use access_log::{AccessLog, AccessLogFormat, AccessRecord, AccessSink};
 pub use cidr::Cidr;
 pub use error::{ProxyError, ProxyErrorKind, RouterError};
 pub use pool::{InstanceEvent, Pools};
 pub use proxy::{Router, RouterConfig};
+pub use settings::{AcmeSettings, RouterSettings, SettingsError};
 pub use table::{Explanation, RouteTable};
+pub use tls::{Tls, TlsError, TlsEvent, TlsSettings};

@@ -22,18 +22,31 @@ pub enum InstanceEvent {
     /// The instance runs (again, or its health changed). `healthy` is its latest health check
     /// result; for a service without a health check it is ignored.
     Up {
+        project: String,
         service: String,
         instance: String,
+        /// Where the router connects to it.
         addr: IpAddr,
+        /// Every address it has (on each of its networks): a connection from any of them is
+        /// from this instance, for `allow_from: service:<name>`. Empty: `addr` only.
+        addresses: Vec<IpAddr>,
         /// Where the instance really listens for a declared route port, when not on that port
         /// (a runtime that remaps ports; tests on ephemeral ports). Empty: the route's port.
         ports: BTreeMap<u16, u16>,
         healthy: bool,
     },
     /// The instance is about to be stopped: no new requests; those in flight finish.
-    Draining { service: String, instance: String },
+    Draining {
+        project: String,
+        service: String,
+        instance: String,
+    },
     /// The instance is gone.
-    Down { service: String, instance: String },
+    Down {
+        project: String,
+        service: String,
+        instance: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +60,8 @@ pub enum UpstreamState {
 pub struct Upstream {
     pub instance: String,
     pub addr: IpAddr,
+    /// Every address of the instance (at least `addr`).
+    pub addresses: Vec<IpAddr>,
     ports: BTreeMap<u16, u16>,
     state: UpstreamState,
     outstanding: Arc<AtomicUsize>,
@@ -107,10 +122,10 @@ struct ServicePool {
     next: Arc<AtomicUsize>,
 }
 
-/// Every service's instances.
+/// Every service's instances, by project then service.
 #[derive(Debug, Default)]
 pub struct Pools {
-    services: ArcSwap<HashMap<String, Arc<ServicePool>>>,
+    services: ArcSwap<HashMap<String, HashMap<String, Arc<ServicePool>>>>,
 }
 
 /// Why a route has no instance to send to, for the 503's body.
@@ -145,16 +160,29 @@ impl Pools {
     pub fn apply(&self, event: &InstanceEvent) {
         self.services.rcu(|current| {
             let mut next = HashMap::clone(current);
-            match event {
+            let (project, service) = match event {
                 InstanceEvent::Up {
-                    service,
+                    project, service, ..
+                }
+                | InstanceEvent::Draining {
+                    project, service, ..
+                }
+                | InstanceEvent::Down {
+                    project, service, ..
+                } => (project, service),
+            };
+            let services = next.entry(project.clone()).or_default();
+            let old = services.get(service).cloned().unwrap_or_default();
+            let instances: Vec<Arc<Upstream>> = match event {
+                InstanceEvent::Up {
                     instance,
                     addr,
+                    addresses,
                     ports,
                     healthy,
+                    ..
                 } => {
-                    let old = next.get(service).cloned().unwrap_or_default();
-                    let mut instances: Vec<Arc<Upstream>> = Vec::new();
+                    let mut instances = Vec::with_capacity(old.instances.len() + 1);
                     let mut outstanding = Arc::new(AtomicUsize::new(0));
                     for u in &old.instances {
                         if &u.instance == instance {
@@ -163,77 +191,84 @@ impl Pools {
                             instances.push(u.clone());
                         }
                     }
+                    let mut all = addresses.clone();
+                    if !all.contains(addr) {
+                        all.insert(0, *addr);
+                    }
                     instances.push(Arc::new(Upstream {
                         instance: instance.clone(),
                         addr: *addr,
+                        addresses: all,
                         ports: ports.clone(),
                         state: UpstreamState::Up { healthy: *healthy },
                         outstanding,
                     }));
                     instances.sort_by(|a, b| a.instance.cmp(&b.instance));
-                    next.insert(
-                        service.clone(),
-                        Arc::new(ServicePool {
-                            instances,
-                            next: old.next.clone(),
-                        }),
-                    );
+                    instances
                 }
-                InstanceEvent::Draining { service, instance } => {
-                    if let Some(old) = next.get(service).cloned() {
-                        let instances = old
-                            .instances
-                            .iter()
-                            .map(|u| {
-                                if &u.instance == instance {
-                                    Arc::new(Upstream {
-                                        instance: u.instance.clone(),
-                                        addr: u.addr,
-                                        ports: u.ports.clone(),
-                                        state: UpstreamState::Draining,
-                                        outstanding: u.outstanding.clone(),
-                                    })
-                                } else {
-                                    u.clone()
-                                }
+                InstanceEvent::Draining { instance, .. } => old
+                    .instances
+                    .iter()
+                    .map(|u| {
+                        if &u.instance == instance {
+                            Arc::new(Upstream {
+                                instance: u.instance.clone(),
+                                addr: u.addr,
+                                addresses: u.addresses.clone(),
+                                ports: u.ports.clone(),
+                                state: UpstreamState::Draining,
+                                outstanding: u.outstanding.clone(),
                             })
-                            .collect();
-                        next.insert(
-                            service.clone(),
-                            Arc::new(ServicePool {
-                                instances,
-                                next: old.next.clone(),
-                            }),
-                        );
-                    }
+                        } else {
+                            u.clone()
+                        }
+                    })
+                    .collect(),
+                InstanceEvent::Down { instance, .. } => old
+                    .instances
+                    .iter()
+                    .filter(|u| &u.instance != instance)
+                    .cloned()
+                    .collect(),
+            };
+            if instances.is_empty() {
+                services.remove(service);
+                if services.is_empty() {
+                    next.remove(project);
                 }
-                InstanceEvent::Down { service, instance } => {
-                    if let Some(old) = next.get(service).cloned() {
-                        let instances: Vec<_> = old
-                            .instances
-                            .iter()
-                            .filter(|u| &u.instance != instance)
-                            .cloned()
-                            .collect();
-                        next.insert(
-                            service.clone(),
-                            Arc::new(ServicePool {
-                                instances,
-                                next: old.next.clone(),
-                            }),
-                        );
-                    }
-                }
+            } else {
+                services.insert(
+                    service.clone(),
+                    Arc::new(ServicePool {
+                        instances,
+                        next: old.next.clone(),
+                    }),
+                );
             }
             next
         });
     }
 
-    /// The instances of a service that take traffic now.
-    pub fn ready(&self, route: &RouteEntry) -> Vec<Arc<Upstream>> {
+    /// Forgets every instance of a project (`down`).
+    pub fn forget(&self, project: &str) {
+        self.services.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.remove(project);
+            next
+        });
+    }
+
+    fn pool(&self, project: &str, service: &str) -> Option<Arc<ServicePool>> {
         self.services
             .load()
-            .get(&route.service)
+            .get(project)
+            .and_then(|s| s.get(service))
+            .cloned()
+    }
+
+    /// The instances of a service that take traffic now.
+    pub fn ready(&self, route: &RouteEntry) -> Vec<Arc<Upstream>> {
+        self.pool(&route.project, &route.service)
             .map(|p| {
                 p.instances
                     .iter()
@@ -244,11 +279,9 @@ impl Pools {
             .unwrap_or_default()
     }
 
-    /// Every known instance of a service, in instance order.
-    pub fn instances(&self, service: &str) -> Vec<Arc<Upstream>> {
-        self.services
-            .load()
-            .get(service)
+    /// Every known instance of a project's service, in instance order.
+    pub fn instances(&self, project: &str, service: &str) -> Vec<Arc<Upstream>> {
+        self.pool(project, service)
             .map(|p| p.instances.clone())
             .unwrap_or_default()
     }
@@ -261,7 +294,9 @@ impl Pools {
         tried: &[SocketAddr],
     ) -> Result<Arc<Upstream>, NoInstance> {
         let services = self.services.load();
-        let pool = services.get(&route.service);
+        let pool = services
+            .get(&route.project)
+            .and_then(|s| s.get(&route.service));
         let (instances, counter) = match pool {
             Some(p) => (p.instances.as_slice(), Some(&p.next)),
             None => (&[][..], None),

@@ -8,25 +8,29 @@
 //! fails (any method) or, for idempotent methods, when the exchange breaks before a response.
 //! WebSocket upgrades get a connection of their own and a byte copy that holds no reference to
 //! the table, so a table swap never touches them.
+//!
+//! Every answer, proxied or not, ends in [`Reply`], a body that counts its bytes and, when done
+//! (or dropped, when the client goes away), records the request in the route's metrics and the
+//! access log.
 
-use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{self, PathAndQuery};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -34,10 +38,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::access;
+use crate::access::{self, AuthQuestion, ForwardAuth};
+use crate::access_log::{AccessLog, AccessRecord};
 use crate::cidr::Cidr;
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::forwarded;
+use crate::metrics::{Denial, Metrics, RouteMetrics, UpstreamFailure};
 use crate::pool::{InFlight, InstanceEvent, Pools, Upstream};
 use crate::table::{RouteEntry, RouteTable, normalise_host};
 
@@ -65,6 +71,10 @@ pub struct RouterConfig {
     /// address says which service it is. Without it, `allow_from: service:<name>` matches nobody
     /// (fail closed; the daemon should refuse such routes at config time).
     pub service_identities: bool,
+    /// For a route's `forward_auth` service to answer.
+    pub forward_auth_timeout: Duration,
+    /// Where a line per request goes; `None`: no access log.
+    pub access_log: Option<AccessLog>,
 }
 
 impl Default for RouterConfig {
@@ -77,6 +87,8 @@ impl Default for RouterConfig {
             max_attempts: 3,
             upstream_idle_timeout: Duration::from_secs(90),
             service_identities: false,
+            forward_auth_timeout: Duration::from_secs(10),
+            access_log: None,
         }
     }
 }
@@ -89,15 +101,31 @@ pub struct Router {
 }
 
 struct Inner {
-    table: ArcSwap<RouteTable>,
+    routing: ArcSwap<Routing>,
     pools: Pools,
     client: Client<HttpConnector, ProxyBody>,
     config: RouterConfig,
     id_prefix: u64,
     id_counter: AtomicU64,
-    /// Requests refused by access rules, per route id. Held for an increment, never across an
-    /// await.
-    denied: Mutex<BTreeMap<String, u64>>,
+    metrics: Metrics,
+    /// ACME HTTP-01 answers and HTTPS redirects (src/tls.rs), off until `enable_https`.
+    https: crate::tls::HttpsState,
+}
+
+/// A table and the counters of its routes (in the table's order), swapped in together so that a
+/// request finds its route's counters without a lookup.
+struct Routing {
+    table: Arc<RouteTable>,
+    metrics: Vec<Arc<RouteMetrics>>,
+}
+
+impl Routing {
+    fn new(table: RouteTable, metrics: &Metrics) -> Routing {
+        Routing {
+            metrics: metrics.for_table(&table),
+            table: Arc::new(table),
+        }
+    }
 }
 
 impl Router {
@@ -109,26 +137,30 @@ impl Router {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.upstream_idle_timeout)
             .build(connector);
+        let metrics = Metrics::new(config.access_log.as_ref().map(|l| l.errors.clone()));
         Router {
             inner: Arc::new(Inner {
-                table: ArcSwap::from_pointee(table),
+                routing: ArcSwap::from_pointee(Routing::new(table, &metrics)),
                 pools: Pools::new(),
                 client,
                 config,
                 id_prefix: RandomState::new().build_hasher().finish(),
                 id_counter: AtomicU64::new(0),
-                denied: Mutex::new(BTreeMap::new()),
+                metrics,
+                https: crate::tls::HttpsState::default(),
             }),
         }
     }
 
     /// Replaces the route table; requests already routed and open WebSockets are unaffected.
+    /// Routes keep their counters across swaps.
     pub fn set_table(&self, table: RouteTable) {
-        self.inner.table.store(Arc::new(table));
+        let routing = Routing::new(table, &self.inner.metrics);
+        self.inner.routing.store(Arc::new(routing));
     }
 
     pub fn table(&self) -> Arc<RouteTable> {
-        self.inner.table.load_full()
+        self.inner.routing.load().table.clone()
     }
 
     /// Applies an instance event to the pools.
@@ -140,18 +172,34 @@ impl Router {
         &self.inner.pools
     }
 
-    /// Requests refused by a route's access rules (403 and 401) since the router started.
-    pub fn denied(&self, route: &str) -> u64 {
-        self.inner
-            .denied
-            .lock()
-            .map_or(0, |d| d.get(route).copied().unwrap_or(0))
+    pub fn config(&self) -> &RouterConfig {
+        &self.inner.config
     }
 
-    fn count_denied(&self, route: &str) {
-        if let Ok(mut d) = self.inner.denied.lock() {
-            *d.entry(route.to_string()).or_default() += 1;
-        }
+    pub(crate) fn https_state(&self) -> &crate::tls::HttpsState {
+        &self.inner.https
+    }
+
+    /// Requests refused by a route's access rules (`allow_from`, `basic_auth`, `forward_auth`)
+    /// since the router started.
+    pub fn denied(&self, route: &str) -> u64 {
+        self.inner
+            .metrics
+            .routes_named(route)
+            .iter()
+            .map(|m| m.denied())
+            .sum()
+    }
+
+    /// The router's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Every counter in Prometheus's text exposition format, for a `/metrics` endpoint
+    /// (`Content-Type: text/plain; version=0.0.4`).
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render()
     }
 
     /// Accepts connections on `listener` until `shutdown` completes; connections already open
@@ -196,17 +244,63 @@ impl Router {
 
     /// Answers one request from `peer`: proxied, or an error response that says why.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        let start = Instant::now();
         let trusted = self.is_trusted(peer);
         let request_id = match req.headers().get(&X_REQUEST_ID) {
             Some(v) if trusted => v.clone(),
             _ => self.next_request_id(),
         };
-        let mut response = match self.proxy(req, peer, trusted, &request_id).await {
+        let log = self.inner.config.access_log.as_ref().map(|log| {
+            let record = AccessRecord {
+                time: SystemTime::now(),
+                client: peer,
+                method: req.method().clone(),
+                host: None,
+                path: req
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
+                status: 0,
+                bytes: 0,
+                duration: Duration::ZERO,
+                route: None,
+                instance: None,
+                request_id: request_id.to_str().unwrap_or("-").to_string(),
+            };
+            (log.clone(), record)
+        });
+        let mut served = Served::default();
+        let response = match self.proxy(req, peer, trusted, &request_id, &mut served).await {
             Ok(r) => r,
             Err(e) => text(e.status(), format!("{e}\n")),
         };
-        response.headers_mut().insert(X_REQUEST_ID, request_id);
-        response
+        let (mut parts, body) = response.into_parts();
+        parts.headers.insert(X_REQUEST_ID, request_id);
+        let log = log.map(|(log, mut record)| {
+            record.host = served.host.take();
+            record.route = served.entry.as_ref().map(|e| e.id.clone());
+            record.instance = served.instance.as_ref().map(|u| u.instance.clone());
+            (log, record)
+        });
+        let done = Done {
+            start,
+            status: parts.status.as_u16(),
+            metrics: served
+                .metrics
+                .take()
+                .unwrap_or_else(|| self.inner.metrics.unrouted_arc()),
+            log,
+            dropped: self.inner.metrics.access_log_dropped_arc(),
+        };
+        Response::from_parts(
+            parts,
+            Counted {
+                inner: body,
+                bytes: 0,
+                done: Some(done),
+            }
+            .boxed(),
+        )
     }
 
     fn is_trusted(&self, peer: SocketAddr) -> bool {
@@ -229,45 +323,66 @@ impl Router {
         peer: SocketAddr,
         trusted: bool,
         request_id: &HeaderValue,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
-            })
-            .ok_or_else(|| {
-                ProxyError::new(
-                    ProxyErrorKind::Downstream,
-                    None,
-                    "the request names no host",
-                )
-            })?;
+        served: &mut Served,
+    ) -> Result<Response<Reply>, ProxyError> {
+        // ACME HTTP-01 validation, before any route (src/tls.rs).
+        if let Some(answer) = self.inner.https.challenge(&req) {
+            return Ok(answer.respond(text));
+        }
+        let proto = crate::tls::scheme(&req);
+        let authority = match req.uri().authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => req.headers().get(header::HOST).cloned(),
+        }
+        .ok_or_else(|| {
+            ProxyError::new(
+                ProxyErrorKind::Downstream,
+                None,
+                "the request names no host",
+            )
+        })?;
         // Strict, because the host is copied into `Forwarded` and `X-Forwarded-Host`.
         let valid = !authority.is_empty()
             && authority
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
-        if !valid {
-            return Err(ProxyError::new(
-                ProxyErrorKind::Downstream,
-                None,
-                "the request's host is not a host name or address",
-            ));
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(b));
+        let host = match authority.to_str() {
+            Ok(h) if valid => h,
+            _ => {
+                return Err(ProxyError::new(
+                    ProxyErrorKind::Downstream,
+                    None,
+                    "the request's host is not a host name or address",
+                ));
+            }
+        };
+        if self.inner.config.access_log.is_some() {
+            served.host = Some(host.to_string());
         }
-        let host = normalise_host(&authority);
-        let table = self.inner.table.load_full();
-        let Some(entry) = table.lookup(&host, req.uri().path()).cloned() else {
+        let routing = self.inner.routing.load_full();
+        let Some(index) = routing
+            .table
+            .lookup(host, req.uri().path())
+            .and_then(|e| routing.table.routes().iter().position(|r| Arc::ptr_eq(r, e)))
+        else {
             return Ok(text(
                 StatusCode::NOT_FOUND,
-                format!("no route for host {host} path {}\n", req.uri().path()),
+                format!(
+                    "no route for host {} path {}\n",
+                    normalise_host(host),
+                    req.uri().path()
+                ),
             ));
         };
-        drop(table);
+        let entry = routing.table.routes()[index].clone();
+        let metrics = routing.metrics[index].clone();
+        drop(routing);
+        served.entry = Some(entry.clone());
+        served.metrics = Some(metrics.clone());
+        if let Some(answer) = self.inner.https.redirect(&req, &entry.id, host) {
+            return Ok(answer.respond(text));
+        }
         let config = &self.inner.config;
         if !access::allowed(
             &entry,
@@ -275,7 +390,7 @@ impl Router {
             &self.inner.pools,
             config.service_identities,
         ) {
-            self.count_denied(&entry.id);
+            metrics.count_denied(Denial::AllowFrom);
             return Ok(text(
                 StatusCode::FORBIDDEN,
                 format!(
@@ -286,7 +401,7 @@ impl Router {
             ));
         }
         if !access::authenticated(&entry, req.headers().get(header::AUTHORIZATION)).await {
-            self.count_denied(&entry.id);
+            metrics.count_denied(Denial::BasicAuth);
             let mut r = text(
                 StatusCode::UNAUTHORIZED,
                 format!("{}: a user and password are needed\n", entry.id),
@@ -297,11 +412,60 @@ impl Router {
             }
             return Ok(r);
         }
-        let path_and_query = {
-            let path = entry.upstream_path(req.uri().path());
-            match req.uri().query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.into_owned(),
+        let mut granted = Vec::new();
+        if let Some(url) = &entry.route.forward_auth {
+            let question = AuthQuestion {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                peer: peer.ip(),
+                proto,
+                host,
+            };
+            match access::forward_auth(
+                &self.inner.client,
+                url,
+                question,
+                config.forward_auth_timeout,
+            )
+            .await
+            {
+                ForwardAuth::Allowed(headers) => granted = headers,
+                ForwardAuth::Denied(response) => {
+                    metrics.count_denied(Denial::ForwardAuth);
+                    let (mut parts, body) = response.into_parts();
+                    strip_hop_by_hop(&mut parts.headers);
+                    return Ok(Response::from_parts(
+                        parts,
+                        Reply::Upstream {
+                            body,
+                            _in_flight: None,
+                        },
+                    ));
+                }
+                ForwardAuth::Unreachable(why) => {
+                    metrics.count_denied(Denial::ForwardAuthUnreachable);
+                    return Ok(text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("{}: {why}\n", entry.id),
+                    ));
+                }
+            }
+        }
+        let path_and_query = match entry.upstream_path(req.uri().path()) {
+            // The common case: the client's own path and query, shared, not copied.
+            std::borrow::Cow::Borrowed(p) if p.len() == req.uri().path().len() => req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            path => {
+                let path = path.into_owned();
+                let joined = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                PathAndQuery::try_from(joined).map_err(|e| internal(&entry, e))?
             }
         };
         let upgrade = upgrade_protocol(req.headers())
@@ -310,11 +474,24 @@ impl Router {
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
-        forwarded::set(&mut headers, peer.ip(), trusted, "http", &authority);
-        headers.insert(X_REQUEST_ID, request_id.clone());
-        if let Ok(h) = HeaderValue::from_str(&authority) {
-            headers.insert(header::HOST, h);
+        if entry.route.forward_auth.is_some() {
+            // Only the auth service says who the user is.
+            let spoofed: Vec<HeaderName> = headers
+                .keys()
+                .filter(|n| access::is_auth_header(n))
+                .cloned()
+                .collect();
+            for name in spoofed {
+                headers.remove(name);
+            }
+            for (name, value) in granted {
+                headers.append(name, value);
+            }
         }
+        let host = authority.to_str().unwrap_or_default();
+        forwarded::set(&mut headers, peer.ip(), trusted, proto, host);
+        headers.insert(X_REQUEST_ID, request_id.clone());
+        headers.insert(header::HOST, authority.clone());
         let outgoing = Outgoing {
             method: parts.method,
             path_and_query,
@@ -322,25 +499,31 @@ impl Router {
         };
         match upgrade {
             Some((protocol, client_side)) => {
-                self.upgrade(&entry, outgoing, protocol, client_side).await
+                self.upgrade(&entry, &metrics, outgoing, protocol, client_side, served)
+                    .await
             }
-            _ => self.forward(&entry, outgoing, body).await,
+            _ => self.forward(&entry, &metrics, outgoing, body, served).await,
         }
     }
 
     async fn forward(
         &self,
         entry: &RouteEntry,
+        metrics: &RouteMetrics,
         outgoing: Outgoing,
         body: Incoming,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+        served: &mut Served,
+    ) -> Result<Response<Reply>, ProxyError> {
         let config = &self.inner.config;
         let empty_body = body.is_end_stream();
         let idempotent = is_idempotent(&outgoing.method);
+        let attempts = config.max_attempts.max(1);
         let mut body = Some(body.boxed());
+        // Filled only on a failure: the common case allocates nothing here.
         let mut tried = Vec::new();
         let mut last_error = None;
-        for _ in 0..config.max_attempts.max(1) {
+        let mut outgoing = Some(outgoing);
+        for attempt in 1..=attempts {
             let upstream = match self.inner.pools.pick(entry, &tried) {
                 Ok(u) => u,
                 Err(why) => {
@@ -354,17 +537,25 @@ impl Router {
                 }
             };
             let addr = upstream.socket_addr(entry.route.port);
-            tried.push(addr);
             let in_flight = upstream.begin();
             let body = match body.take() {
                 Some(b) => b,
                 None => Empty::new().map_err(|never| match never {}).boxed(),
             };
-            let req = outgoing.request(addr, body, entry)?;
+            // The last attempt (or the only one a request with a body gets) takes the rewritten
+            // request itself; earlier ones send a copy.
+            let last = attempt == attempts || !empty_body;
+            let req = match (last, &outgoing) {
+                (true, _) => outgoing.take().map(|o| o.into_request(addr, body, entry)),
+                (false, Some(o)) => Some(o.clone().into_request(addr, body, entry)),
+                (false, None) => None,
+            }
+            .ok_or_else(|| internal(entry, "the request was already sent"))??;
             let sent =
                 tokio::time::timeout(config.response_timeout, self.inner.client.request(req));
             let error = match sent.await {
                 Err(_) => {
+                    metrics.count_upstream_failure(UpstreamFailure::Timeout);
                     return Err(ProxyError::new(
                         ProxyErrorKind::UpstreamTimeout,
                         Some(&entry.id),
@@ -374,9 +565,17 @@ impl Router {
                         ),
                     ));
                 }
-                Ok(Ok(response)) => return Ok(tracked(response, in_flight)),
+                Ok(Ok(response)) => {
+                    served.instance = Some(upstream);
+                    return Ok(tracked(response, in_flight));
+                }
                 Ok(Err(e)) => classify(&e, entry, &upstream),
             };
+            metrics.count_upstream_failure(match error.kind {
+                ProxyErrorKind::UpstreamConnect => UpstreamFailure::Connect,
+                _ => UpstreamFailure::Protocol,
+            });
+            tried.push(addr);
             let again = empty_body && (error.is_retryable() || idempotent);
             last_error = Some(error);
             if !again {
@@ -395,10 +594,12 @@ impl Router {
     async fn upgrade(
         &self,
         entry: &RouteEntry,
+        metrics: &Arc<RouteMetrics>,
         mut outgoing: Outgoing,
         protocol: HeaderValue,
         client_upgrade: hyper::upgrade::OnUpgrade,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+        served: &mut Served,
+    ) -> Result<Response<Reply>, ProxyError> {
         let config = &self.inner.config;
         outgoing
             .headers
@@ -429,6 +630,7 @@ impl Router {
             match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => break (upstream, stream),
                 Ok(Err(e)) => {
+                    metrics.count_upstream_failure(UpstreamFailure::Connect);
                     last_error = Some(ProxyError::new(
                         ProxyErrorKind::UpstreamConnect,
                         Some(&entry.id),
@@ -436,6 +638,7 @@ impl Router {
                     ));
                 }
                 Err(_) => {
+                    metrics.count_upstream_failure(UpstreamFailure::Connect);
                     last_error = Some(ProxyError::new(
                         ProxyErrorKind::UpstreamConnect,
                         Some(&entry.id),
@@ -444,14 +647,18 @@ impl Router {
                 }
             }
         };
+        served.instance = Some(upstream.clone());
         let in_flight = upstream.begin();
         let addr = upstream.socket_addr(entry.route.port);
         let _ = stream.set_nodelay(true);
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| classify_hyper(&e, entry, &upstream))?;
+            .map_err(|e| {
+                metrics.count_upstream_failure(UpstreamFailure::Protocol);
+                classify_hyper(&e, entry, &upstream)
+            })?;
         tokio::spawn(connection.with_upgrades());
-        let req = outgoing.request(
+        let req = outgoing.into_request(
             addr,
             Empty::new().map_err(|never| match never {}).boxed(),
             entry,
@@ -459,21 +666,28 @@ impl Router {
         let mut response = tokio::time::timeout(config.response_timeout, sender.send_request(req))
             .await
             .map_err(|_| {
+                metrics.count_upstream_failure(UpstreamFailure::Timeout);
                 ProxyError::new(
                     ProxyErrorKind::UpstreamTimeout,
                     Some(&entry.id),
                     format!("instance {} did not answer the upgrade", upstream.instance),
                 )
             })?
-            .map_err(|e| classify_hyper(&e, entry, &upstream))?;
+            .map_err(|e| {
+                metrics.count_upstream_failure(UpstreamFailure::Protocol);
+                classify_hyper(&e, entry, &upstream)
+            })?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             strip_hop_by_hop(response.headers_mut());
             return Ok(tracked(response, in_flight));
         }
         let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let websocket = metrics.websocket();
         tokio::spawn(async move {
-            // Held until both sides are done: the instance counts this connection as outstanding.
+            // Held until both sides are done: the instance counts this connection as outstanding,
+            // the route as an open WebSocket.
             let _in_flight = in_flight;
+            let _websocket = websocket;
             if let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) {
                 let mut client = TokioIo::new(client);
                 let mut upstream = TokioIo::new(upstream);
@@ -481,35 +695,44 @@ impl Router {
             }
         });
         let (parts, _) = response.into_parts();
-        Ok(Response::from_parts(
-            parts,
-            Empty::new().map_err(|never| match never {}).boxed(),
-        ))
+        Ok(Response::from_parts(parts, Reply::Local(None)))
     }
 }
 
+/// What the request path learnt about a request, for its metrics and access log line.
+#[derive(Default)]
+struct Served {
+    host: Option<String>,
+    entry: Option<Arc<RouteEntry>>,
+    metrics: Option<Arc<RouteMetrics>>,
+    instance: Option<Arc<Upstream>>,
+}
+
 /// A request rewritten for an upstream, re-sendable to another instance.
+#[derive(Clone)]
 struct Outgoing {
     method: Method,
-    path_and_query: String,
+    path_and_query: PathAndQuery,
     headers: HeaderMap,
 }
 
 impl Outgoing {
-    fn request(
-        &self,
+    fn into_request(
+        self,
         addr: SocketAddr,
         body: ProxyBody,
         entry: &RouteEntry,
     ) -> Result<Request<ProxyBody>, ProxyError> {
-        let uri: Uri = format!("http://{addr}{}", self.path_and_query)
-            .parse()
-            .map_err(|e| internal(entry, e))?;
+        let mut uri = uri::Parts::default();
+        uri.scheme = Some(uri::Scheme::HTTP);
+        uri.authority =
+            Some(uri::Authority::try_from(addr.to_string()).map_err(|e| internal(entry, e))?);
+        uri.path_and_query = Some(self.path_and_query);
         let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
+        *req.method_mut() = self.method;
+        *req.uri_mut() = Uri::from_parts(uri).map_err(|e| internal(entry, e))?;
         *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = self.headers.clone();
+        *req.headers_mut() = self.headers;
         Ok(req)
     }
 }
@@ -594,33 +817,120 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// An upstream response whose body keeps the instance's in-flight count until it is done.
-fn tracked(response: Response<Incoming>, in_flight: InFlight) -> Response<ProxyBody> {
+fn tracked(response: Response<Incoming>, in_flight: InFlight) -> Response<Reply> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(
         parts,
-        Tracked {
-            inner: body,
-            _in_flight: in_flight,
-        }
-        .boxed(),
+        Reply::Upstream {
+            body,
+            _in_flight: Some(in_flight),
+        },
     )
 }
 
-struct Tracked {
-    inner: Incoming,
-    _in_flight: InFlight,
+/// The body of an answer before it is counted: an upstream's (holding the instance's in-flight
+/// count until done) or the router's own.
+enum Reply {
+    Upstream {
+        body: Incoming,
+        _in_flight: Option<InFlight>,
+    },
+    Local(Option<Bytes>),
 }
 
-impl Body for Tracked {
+impl Body for Reply {
     type Data = Bytes;
     type Error = hyper::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        match self.get_mut() {
+            Reply::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
+            Reply::Local(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Reply::Upstream { body, .. } => body.is_end_stream(),
+            Reply::Local(data) => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Reply::Upstream { body, .. } => body.size_hint(),
+            Reply::Local(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+}
+
+/// What to record when an answer is done.
+struct Done {
+    start: Instant,
+    status: u16,
+    metrics: Arc<RouteMetrics>,
+    log: Option<(AccessLog, AccessRecord)>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Done {
+    fn record(self, bytes: u64) {
+        let duration = self.start.elapsed();
+        self.metrics.observe(self.status, duration);
+        if let Some((log, mut record)) = self.log {
+            record.status = self.status;
+            record.bytes = bytes;
+            record.duration = duration;
+            if !log.send(record) {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The body the client gets: counts its bytes, and records the request when it ends or is
+/// dropped (the client went away).
+struct Counted {
+    inner: Reply,
+    bytes: u64,
+    done: Option<Done>,
+}
+
+impl Counted {
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            done.record(self.bytes);
+        }
+    }
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -632,12 +942,14 @@ impl Body for Tracked {
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Reply> {
+    let mut r = Response::new(Reply::Local(Some(Bytes::from(body))));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -20,6 +20,8 @@ use crate::route::{self, Host, Route};
 pub struct RouteEntry {
     /// `web` or `web.admin` (see [`Route::id`]).
     pub id: String,
+    /// The project of the service: one router serves every project of a daemon.
+    pub project: String,
     pub service: String,
     pub route: Route,
     /// Whether the service has a health check: without one, a running instance takes traffic.
@@ -97,6 +99,7 @@ impl RouteTable {
             for route in routes {
                 entries.push(RouteEntry {
                     id: route.id(name),
+                    project: project.name.clone(),
                     service: name.clone(),
                     route,
                     has_healthcheck,
@@ -110,16 +113,40 @@ impl RouteTable {
     /// A table of the given routes; two that tie are an error naming both.
     pub fn new(mut entries: Vec<RouteEntry>) -> Result<RouteTable, RouterError> {
         // By id, so that the order of the input does not change which tie is reported.
-        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        entries.sort_by(|a, b| (&a.project, &a.id).cmp(&(&b.project, &b.id)));
+        // Across projects, a tie names each route's project too.
+        let several = entries.windows(2).any(|w| w[0].project != w[1].project);
+        let names: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                if several {
+                    format!("{}/{}", e.project, e.service)
+                } else {
+                    e.service.clone()
+                }
+            })
+            .collect();
         let pairs: Vec<(&str, &Route)> = entries
             .iter()
-            .map(|e| (e.service.as_str(), &e.route))
+            .zip(&names)
+            .map(|(e, name)| (name.as_str(), &e.route))
             .collect();
         if let Some(tie) = route::find_tie(&pairs) {
             return Err(RouterError::Tie(tie));
         }
         let routes = entries.into_iter().map(Arc::new).collect();
         Ok(RouteTable { routes })
+    }
+
+    /// One table of the routes of several (projects') tables; a tie between them is an error.
+    pub fn merge<'a>(
+        tables: impl IntoIterator<Item = &'a RouteTable>,
+    ) -> Result<RouteTable, RouterError> {
+        let entries = tables
+            .into_iter()
+            .flat_map(|t| t.routes.iter().map(|e| RouteEntry::clone(e)))
+            .collect();
+        RouteTable::new(entries)
     }
 
     pub fn routes(&self) -> &[Arc<RouteEntry>] {

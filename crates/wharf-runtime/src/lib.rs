@@ -166,6 +166,38 @@ pub trait InstanceHandle: Send + Sync + fmt::Debug {
     fn signal(&self, signal: Signal) -> Result<(), RuntimeError>;
     /// Kills the instance and everything it started, at once.
     fn kill(&self) -> Result<(), RuntimeError>;
+
+    /// The instance's health as its runtime reports it (the Docker Engine runs the health check
+    /// itself); `None` when the supervisor must probe it through [`Runtime::exec`]. The
+    /// receiver's current value is the health now (an adopted instance may already be healthy).
+    fn health(&self) -> Option<tokio::sync::watch::Receiver<ReportedHealth>> {
+        None
+    }
+}
+
+/// An instance's health as its runtime reports it ([`InstanceHandle::health`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportedHealth {
+    Starting,
+    Healthy,
+    /// With the output of the last failed check.
+    Unhealthy(String),
+}
+
+/// An instance that exists in the runtime, running or not, found by [`Runtime::existing`] (after
+/// a daemon restart, or one that another run of wharf started).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExistingInstance {
+    pub service: String,
+    /// Replica number, from 1.
+    pub number: u32,
+    /// `<project>-<service>-<number>`.
+    pub name: String,
+    /// The configuration hash it was created with.
+    pub config_hash: String,
+    pub running: bool,
+    /// How it ended, when it is not running.
+    pub exit_code: Option<i32>,
 }
 
 /// The result of a command run in an instance's context.
@@ -207,10 +239,54 @@ pub trait Runtime: Send + Sync + 'static {
         None
     }
 
+    /// The addresses a running instance has on its networks, where a peer on this machine (the
+    /// router) reaches it and where its own connections come from; empty when it shares the
+    /// machine's network (reach it on 127.0.0.1).
+    async fn addresses(&self, instance: &dyn InstanceHandle) -> Vec<std::net::IpAddr> {
+        let _ = instance;
+        Vec::new()
+    }
+
+    /// Whether every instance gets addresses of its own, so that the address a connection
+    /// comes from says which instance made it (`allow_from: service:<name>` needs this).
+    fn distinct_addresses(&self) -> bool {
+        false
+    }
+
     /// Creates what the project's instances share (natively: a bridge per network and the
     /// firewall rules), before any of them starts. Idempotent: `up` calls it every time.
     /// Returns warnings for the user (natively without root: what host networking loses).
     async fn prepare(&self, project: &Project) -> Result<Vec<String>, RuntimeError> {
+        let _ = project;
+        Ok(Vec::new())
+    }
+
+    /// Whether the runtime runs images (an instance without `command` or `entrypoint` runs its
+    /// image's own), rather than programs of this machine.
+    fn runs_images(&self) -> bool {
+        false
+    }
+
+    /// The instances of `project` that exist in the runtime, running or stopped, with the
+    /// configuration hash each was created with: `up` adopts them instead of starting them again
+    /// ([`Runtime::start`] of a spec whose instance is running attaches to it). Natively none
+    /// outlive the daemon.
+    async fn existing(&self, project: &str) -> Result<Vec<ExistingInstance>, RuntimeError> {
+        let _ = project;
+        Ok(Vec::new())
+    }
+
+    /// Forgets a stopped instance (Docker: removes its container), so that the next start
+    /// creates it anew from the current configuration (recreate, scale down, orphans). An
+    /// instance still running is stopped first, with its stop signal and grace period.
+    async fn remove(&self, project: &str, instance: &str) -> Result<(), RuntimeError> {
+        let _ = (project, instance);
+        Ok(())
+    }
+
+    /// Removes the project's named volumes (`down -v`); returns their names. Natively the daemon
+    /// removes the volumes' directories itself.
+    async fn remove_volumes(&self, project: &str) -> Result<Vec<String>, RuntimeError> {
         let _ = project;
         Ok(Vec::new())
     }

@@ -56,9 +56,11 @@
 //! which forwards to the program's process group); SIGKILL is `kill()`, SIGSTOP is refused (it
 //! would stop the shim), and a SIGCHLD is taken as the shim's own.
 //!
-//! `exec` runs through the shim too (`exec` mode: no fork), in its own session, killed as a
-//! process group at its timeout and after it exits; it enters the instance's network (below) as
-//! the instance did. It does not enter the instance's PID namespace.
+//! `exec` (every health probe) is forked by the daemon itself, without the shim: the child
+//! enters the instance's network, files, directory and user with raw syscalls
+//! (`native/enter.rs`) and execs the command, in its own session, killed as a process group at
+//! its timeout and after it exits. It does not enter the instance's PID namespace. `wharf exec`
+//! runs the shim in `exec` mode (no fork), which takes the same steps.
 //!
 //! ## Networks (`NativeConfig::network`, needs root)
 //!
@@ -75,6 +77,7 @@
 //! without isolation configured), instances share the machine's network and `prepare` says
 //! what that loses.
 
+mod enter;
 mod exec;
 mod handle;
 mod network;
@@ -135,12 +138,18 @@ impl NativeConfig {
 pub struct NativeRuntime {
     config: NativeConfig,
     net: Option<Arc<Networking>>,
+    /// What `exec` needs to enter each running instance.
+    contexts: Arc<exec::Contexts>,
 }
 
 impl NativeRuntime {
     pub fn new(config: NativeConfig) -> NativeRuntime {
         let net = config.network.clone().map(|c| Arc::new(Networking::new(c)));
-        NativeRuntime { config, net }
+        NativeRuntime {
+            config,
+            net,
+            contexts: Arc::default(),
+        }
     }
 
     pub fn config(&self) -> &NativeConfig {
@@ -160,7 +169,7 @@ impl Runtime for NativeRuntime {
     }
 
     async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
-        start::start(&self.config, self.net.as_ref(), spec).await
+        start::start(&self.config, self.net.as_ref(), &self.contexts, spec).await
     }
 
     async fn exec(
@@ -169,7 +178,7 @@ impl Runtime for NativeRuntime {
         argv: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
-        exec::exec(&self.config, self.net.as_deref(), instance, argv, timeout).await
+        exec::exec(&self.contexts, self.net.as_deref(), instance, argv, timeout).await
     }
 
     async fn interactive_command(
@@ -178,6 +187,22 @@ impl Runtime for NativeRuntime {
         argv: &[String],
     ) -> Option<Vec<OsString>> {
         exec::interactive_command(&self.config, self.net.as_deref(), instance, argv).await
+    }
+
+    async fn addresses(&self, instance: &dyn InstanceHandle) -> Vec<std::net::IpAddr> {
+        match &self.net {
+            Some(net) => net
+                .addresses(&instance.spec().name)
+                .await
+                .into_iter()
+                .map(|(_, addr)| std::net::IpAddr::V4(addr))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn distinct_addresses(&self) -> bool {
+        self.net.is_some()
     }
 
     async fn prepare(&self, project: &Project) -> Result<Vec<String>, RuntimeError> {

@@ -39,7 +39,7 @@ mod args;
 mod program;
 mod reaper;
 pub(crate) mod report;
-mod user;
+pub(crate) mod user;
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};

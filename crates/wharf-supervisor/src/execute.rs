@@ -13,7 +13,7 @@ use wharf_model::project::Condition;
 use wharf_plan::{ConditionKind, ObservedInstance, Op, Plan, Step, UpOptions, Wait};
 
 use crate::instance::{Control, InstanceTask};
-use crate::spec::instance_spec;
+use crate::spec::instance_spec_for;
 use crate::{
     EventKind, Health, Inner, InstanceState, ProjectRun, Slot, Status, Supervisor, SupervisorError,
 };
@@ -39,6 +39,7 @@ impl Supervisor {
         options: UpOptions,
     ) -> Result<UpReport, SupervisorError> {
         let inner = &self.inner;
+        let adoption = self.adopt(&project, &options).await?;
         let plan = {
             let mut projects = inner.lock();
             let run = projects
@@ -79,7 +80,8 @@ impl Supervisor {
         let mut problems = Vec::new();
         for step in plan.steps.iter().filter(|s| s.op != Op::Remove) {
             let service = &project.services[&step.service];
-            if let Err(e) = instance_spec(
+            if let Err(e) = instance_spec_for(
+                inner.runtime.as_ref(),
                 &project,
                 service,
                 step.number,
@@ -107,6 +109,7 @@ impl Supervisor {
                 project.name
             )])
         })?;
+        self.attach_adopted(&project, &plan, &adoption);
 
         // Removals and the old halves of recreations first, dependents before dependencies.
         let to_stop: Vec<(String, u32)> = plan
@@ -125,6 +128,10 @@ impl Supervisor {
             let stop_plan = wharf_plan::plan_stop(&project, &to_stop, Op::Remove);
             self.run_stops(&project.name, &stop_plan, |key| removed.contains(key))
                 .await;
+            let problems = self.forget_stopped(&project.name, &plan).await;
+            if !problems.is_empty() {
+                return Err(SupervisorError::Failed(problems));
+            }
         }
 
         // Fresh slots for every instance about to start, before any step looks at them, so
@@ -194,7 +201,11 @@ impl Supervisor {
             }
         }
         if failures.is_empty() {
-            let warnings = prepared.into_iter().chain(warnings).collect();
+            let warnings = prepared
+                .into_iter()
+                .chain(adoption.warnings)
+                .chain(warnings)
+                .collect();
             Ok(UpReport { plan, warnings })
         } else {
             failures.sort();
@@ -475,7 +486,8 @@ async fn start_step(
         }
     }
     let service = &project.services[&step.service];
-    let spec = instance_spec(
+    let spec = instance_spec_for(
+        inner.runtime.as_ref(),
         &project,
         service,
         step.number,
@@ -483,7 +495,11 @@ async fn start_step(
         &inner.options.volumes_dir,
     )
     .map_err(|e| e.to_string())?;
-    for v in &service.volumes {
+    for v in service
+        .volumes
+        .iter()
+        .filter(|_| !inner.runtime.runs_images())
+    {
         if v.kind == wharf_model::project::VolumeType::Volume
             && let Some(source) = &v.source
         {

@@ -39,6 +39,16 @@ enum Outcome {
 }
 
 impl InstanceTask {
+    /// Lets whoever sends the instance traffic (the router) take it out and wait, up to
+    /// `within`, for what is in flight, before the stop signal.
+    async fn drain(&self, within: Duration) {
+        let Some(drain) = self.inner.drain.get() else {
+            return;
+        };
+        let snapshot = self.state.borrow().clone();
+        drain.drain(&snapshot, within).await;
+    }
+
     fn update(&self, f: impl FnOnce(&mut InstanceState), event: Option<EventKind>) {
         self.state.send_modify(f);
         if let Some(kind) = event {
@@ -136,6 +146,13 @@ impl InstanceTask {
 
             let (health_tx, mut health_rx) = mpsc::channel::<HealthChange>(4);
             let prober = healthcheck.as_ref().map(|(argv, settings)| {
+                // A runtime that runs the check itself (Docker) reports it; nothing to probe.
+                if let Some(reported) = handle.health() {
+                    return tokio::spawn(crate::reported_health::follow(
+                        reported,
+                        health_tx.clone(),
+                    ));
+                }
                 let probe = Arc::new(ExecProbe {
                     runtime: Arc::clone(&self.inner.runtime),
                     instance: Arc::clone(&handle),
@@ -165,6 +182,7 @@ impl InstanceTask {
                     }
                     command = control.recv() => {
                         self.update(|s| s.status = Status::Stopping, Some(EventKind::Stopping));
+                        self.drain(grace).await;
                         let code = stop(handle.as_ref(), &self.spec, grace, &mut exit).await;
                         break match command {
                             Some(Control::Restart { reply }) => Outcome::Restart(code, reply),

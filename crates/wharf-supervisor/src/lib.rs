@@ -19,10 +19,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use wharf_model::Project;
 use wharf_runtime::{OutputLine, Runtime};
 
+mod adopt;
 mod backoff;
 mod execute;
 mod health;
 mod instance;
+mod reported_health;
 pub mod spec;
 
 pub use backoff::Backoff;
@@ -136,6 +138,18 @@ pub trait LogSink: Send + Sync + 'static {
     fn line(&self, instance: &InstanceState, line: &OutputLine);
 }
 
+/// Told before an instance is stopped (on `stop`, `restart`, scaling down, `down`), so that
+/// what sends it traffic (the router) takes it out and lets the requests in flight finish: the
+/// stop signal follows when `drain` returns, which must be within `within` (the instance's stop
+/// grace period).
+pub trait Drain: Send + Sync + 'static {
+    fn drain<'a>(
+        &'a self,
+        instance: &'a InstanceState,
+        within: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+}
+
 /// A sink that keeps nothing.
 pub struct NoLogs;
 
@@ -193,6 +207,8 @@ pub(crate) struct Inner {
     pub projects: Mutex<BTreeMap<String, ProjectRun>>,
     /// Bumped on every state change, so waiters re-check their conditions.
     pub changed: watch::Sender<u64>,
+    /// Asked before every graceful stop ([`Supervisor::set_drain`]).
+    pub drain: std::sync::OnceLock<Arc<dyn Drain>>,
 }
 
 impl Inner {
@@ -237,8 +253,14 @@ impl Supervisor {
                 options,
                 projects: Mutex::new(BTreeMap::new()),
                 changed,
+                drain: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sets what is asked before every graceful stop; once (later calls are ignored).
+    pub fn set_drain(&self, drain: Arc<dyn Drain>) {
+        let _ = self.inner.drain.set(drain);
     }
 
     /// Every transition of every instance from now on.

@@ -8,7 +8,7 @@ use wharf_model::Project;
 use wharf_model::project::{NetworkMode, Service, VolumeType};
 use wharf_runtime::{
     AttachmentSpec, InstanceSpec, NetworkModeSpec, NetworkSpec, PortProtocol, PortSpec,
-    ProjectNetworkSpec, Signal,
+    ProjectNetworkSpec, Runtime, Signal,
 };
 
 use crate::SupervisorError;
@@ -63,10 +63,41 @@ pub fn instance_spec(
     base_env: &BTreeMap<String, String>,
     volumes_dir: &Path,
 ) -> Result<InstanceSpec, SupervisorError> {
+    build_instance_spec(project, service, number, base_env, volumes_dir, false)
+}
+
+/// [`instance_spec`] for `runtime`: a runtime that runs images takes an instance without
+/// `command` or `entrypoint` (the image's own command runs, and `argv` is empty).
+pub fn instance_spec_for(
+    runtime: &dyn Runtime,
+    project: &Project,
+    service: &Service,
+    number: u32,
+    base_env: &BTreeMap<String, String>,
+    volumes_dir: &Path,
+) -> Result<InstanceSpec, SupervisorError> {
+    build_instance_spec(
+        project,
+        service,
+        number,
+        base_env,
+        volumes_dir,
+        runtime.runs_images(),
+    )
+}
+
+fn build_instance_spec(
+    project: &Project,
+    service: &Service,
+    number: u32,
+    base_env: &BTreeMap<String, String>,
+    volumes_dir: &Path,
+    runs_images: bool,
+) -> Result<InstanceSpec, SupervisorError> {
     let mut argv: Vec<String> = Vec::new();
     argv.extend(service.entrypoint.iter().flatten().cloned());
     argv.extend(service.command.iter().flatten().cloned());
-    if argv.is_empty() {
+    if argv.is_empty() && !runs_images {
         let what = match &service.image {
             Some(image) => format!("has image `{image}` but no `command` or `entrypoint`"),
             None => "has no `command` or `entrypoint`".to_string(),

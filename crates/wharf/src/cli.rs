@@ -67,6 +67,11 @@ pub enum Command {
     Exec(ExecArgs),
     /// Stop the project's instances and forget the project
     Down(DownArgs),
+    /// Show the router's routes: host, path, service, healthy instances, access rules
+    Routes(RoutesArgs),
+    /// Print the certificate of the local wharf CA that signs `wharf.http.tls: self-signed`
+    /// routes (PEM), for curl --cacert or a browser to trust
+    Ca,
     /// Run the daemon in the foreground (for systemd); other verbs start it when needed
     Daemon,
     /// Translate the project for another platform
@@ -120,6 +125,19 @@ pub struct UpArgs {
     /// Only these services (and the services they depend on)
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// The routes of every project of the daemon, not only this one's
+    #[arg(long)]
+    pub all: bool,
+    /// Say which route a URL (http://host/path) matches, and why, or why none does
+    #[arg(long, value_name = "URL")]
+    pub explain: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PsFormat::Table)]
+    pub format: PsFormat,
 }
 
 #[derive(Debug, Args)]

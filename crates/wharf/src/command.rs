@@ -9,6 +9,7 @@ mod export;
 mod lifecycle;
 mod logs;
 mod ps;
+mod routes;
 mod scale;
 mod up;
 
@@ -35,6 +36,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(flags, args),
         Command::Exec(args) => exec::run(flags, args),
         Command::Down(args) => down::run(flags, args),
+        Command::Routes(args) => routes::run(flags, args),
+        Command::Ca => routes::ca(),
         Command::Daemon => daemon::run(),
         Command::Export(crate::cli::ExportCommand::Kubernetes(args)) => export::run(flags, args),
     }
@@ -116,4 +119,25 @@ fn services(list: &[String]) -> Option<Vec<String>> {
 fn failed(error: &wharf_api::ApiError) -> ExitCode {
     eprintln!("error: {error}");
     ExitCode::FAILURE
+}
+
+/// Rows as left-aligned columns three spaces apart, one line each.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -207,6 +207,25 @@ impl Control for FakeControl {
         })
     }
 
+    async fn routes(
+        &self,
+        query: wharf_api::message::RoutesQuery,
+    ) -> Result<wharf_api::message::RoutesResponse, ApiError> {
+        self.record(format!(
+            "routes {:?} explain={:?}",
+            query.project, query.explain
+        ));
+        Ok(wharf_api::message::RoutesResponse {
+            routes: Vec::new(),
+            explanations: query.explain.into_iter().collect(),
+        })
+    }
+
+    async fn metrics(&self) -> Result<String, ApiError> {
+        self.record("metrics".into());
+        Ok("wharf_router_requests_total 0\n".into())
+    }
+
     async fn down(&self, p: &str, volumes: bool) -> Result<DownResponse, ApiError> {
         known(p)?;
         self.record(format!("down {p} volumes={volumes}"));

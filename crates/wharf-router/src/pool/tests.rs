@@ -9,6 +9,7 @@ fn route(labels: &[(&str, &str)], has_healthcheck: bool) -> RouteEntry {
     let route = crate::route::parse(&labels).expect("valid").remove(0);
     let entry = RouteEntry {
         id: "web".into(),
+        project: "p".into(),
         service: "web".into(),
         route,
         has_healthcheck,
@@ -20,9 +21,11 @@ fn route(labels: &[(&str, &str)], has_healthcheck: bool) -> RouteEntry {
 
 fn up(instance: &str, last: u8, healthy: bool) -> InstanceEvent {
     InstanceEvent::Up {
+        project: "p".into(),
         service: "web".into(),
         instance: instance.into(),
         addr: IpAddr::from([10, 0, 0, last]),
+        addresses: Vec::new(),
         ports: BTreeMap::new(),
         healthy,
     }
@@ -44,11 +47,13 @@ fn health_decides_who_takes_traffic() {
     pools.apply(&up("web-1", 1, true));
     assert_eq!(names(&pools.ready(&checked)), ["web-1", "web-2"]);
     pools.apply(&InstanceEvent::Draining {
+        project: "p".into(),
         service: "web".into(),
         instance: "web-2".into(),
     });
     assert_eq!(names(&pools.ready(&checked)), ["web-1"]);
     pools.apply(&InstanceEvent::Down {
+        project: "p".into(),
         service: "web".into(),
         instance: "web-1".into(),
     });
@@ -73,14 +78,16 @@ fn least_outstanding_and_round_robin() {
     }
     // The count survives a membership change.
     pools.apply(&InstanceEvent::Up {
+        project: "p".into(),
         service: "web".into(),
         instance: busy.instance.clone(),
         addr: busy.addr,
+        addresses: Vec::new(),
         ports: BTreeMap::new(),
         healthy: true,
     });
     let again = pools
-        .instances("web")
+        .instances("p", "web")
         .into_iter()
         .find(|u| u.instance == busy.instance)
         .expect("still there");

@@ -13,6 +13,7 @@ pub(crate) fn table(services: &[(&str, &[(&str, &str)])]) -> Result<RouteTable, 
         for route in route::parse(&labels).expect("valid labels") {
             entries.push(RouteEntry {
                 id: route.id(service),
+                project: "p".into(),
                 service: service.to_string(),
                 route,
                 has_healthcheck: false,

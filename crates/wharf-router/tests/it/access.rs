@@ -62,9 +62,11 @@ async fn allow_from_service_needs_isolated_addresses() {
     );
     // The calling "shell" instance is this test, on 127.0.0.1.
     let shell = InstanceEvent::Up {
+        project: "p".into(),
         service: "shell".into(),
         instance: "shell-1".into(),
         addr: [127, 0, 0, 1].into(),
+        addresses: Vec::new(),
         ports: Default::default(),
         healthy: true,
     };

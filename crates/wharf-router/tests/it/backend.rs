@@ -73,9 +73,11 @@ impl Backend {
     /// The event the supervisor would send for this backend serving the route port `port`.
     pub fn up(&self, service: &str, port: u16, healthy: bool) -> InstanceEvent {
         InstanceEvent::Up {
+            project: "p".into(),
             service: service.into(),
             instance: self.name.clone(),
             addr: LOCALHOST,
+            addresses: Vec::new(),
             ports: BTreeMap::from([(port, self.addr.port())]),
             healthy,
         }
@@ -115,6 +117,7 @@ pub fn table(services: &[(&str, &[(&str, &str)])], healthcheck: bool, replicas: 
         for r in route::parse(&labels).expect("valid labels") {
             entries.push(RouteEntry {
                 id: r.id(service),
+                project: "p".into(),
                 service: service.to_string(),
                 route: r,
                 has_healthcheck: healthcheck,

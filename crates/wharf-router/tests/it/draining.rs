@@ -61,6 +61,7 @@ async fn no_failed_request_while_draining_and_killing() {
     wait_for(STEP).await;
     // Drain web-3: no new requests; those in flight finish; then it stops and is gone.
     r.router.apply(&InstanceEvent::Draining {
+        project: "p".into(),
         service: "web".into(),
         instance: "web-3".into(),
     });
@@ -69,7 +70,7 @@ async fn no_failed_request_while_draining_and_killing() {
             let busy = r
                 .router
                 .pools()
-                .instances("web")
+                .instances("p", "web")
                 .iter()
                 .any(|u| u.instance == "web-3" && u.outstanding() > 0);
             if !busy {
@@ -83,6 +84,7 @@ async fn no_failed_request_while_draining_and_killing() {
         .expect("web-3 drains");
     web3.kill().await;
     r.router.apply(&InstanceEvent::Down {
+        project: "p".into(),
         service: "web".into(),
         instance: "web-3".into(),
     });

@@ -1,10 +1,16 @@
 //! The router against real upstream servers and real clients, all on 127.0.0.1 ephemeral ports.
 
 mod access;
+mod access_log;
 mod backend;
+mod balancing;
 mod draining;
+mod forward_auth;
 mod forwarded;
+mod metrics;
+mod pebble;
 mod routing;
 mod streaming;
+mod tls;
 mod unavailable;
 mod websocket;

@@ -52,9 +52,11 @@ async fn bodies_stream_both_ways() {
     let t = table(&[("echo", &[("wharf.http.port", "80")])], false, 1);
     let r = start_router(t, RouterConfig::default()).await;
     r.router.apply(&wharf_router::InstanceEvent::Up {
+        project: "p".into(),
         service: "echo".into(),
         instance: "echo-1".into(),
         addr: echo.ip(),
+        addresses: Vec::new(),
         ports: [(80, echo.port())].into(),
         healthy: true,
     });

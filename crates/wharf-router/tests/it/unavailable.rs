@@ -27,6 +27,7 @@ async fn nothing_healthy_is_a_503_naming_the_route_and_why() {
     assert_eq!((a.status.as_u16(), a.backend()), (200, "web-2"));
 
     r.router.apply(&InstanceEvent::Draining {
+        project: "p".into(),
         service: "web".into(),
         instance: "web-2".into(),
     });

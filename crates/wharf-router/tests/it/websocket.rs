@@ -30,9 +30,11 @@ async fn a_websocket_stays_open_across_a_table_swap() {
     };
     let r = start_router(routes("/ws"), RouterConfig::default()).await;
     r.router.apply(&InstanceEvent::Up {
+        project: "p".into(),
         service: "chat".into(),
         instance: "chat-1".into(),
         addr: echo_addr.ip(),
+        addresses: Vec::new(),
         ports: [(90, echo_addr.port())].into(),
         healthy: true,
     });
@@ -42,7 +44,7 @@ async fn a_websocket_stays_open_across_a_table_swap() {
         .expect("upgrade through the router");
     assert!(response.headers().contains_key("x-request-id"));
     echo(&mut ws, "before").await;
-    assert_eq!(r.router.pools().instances("chat")[0].outstanding(), 1);
+    assert_eq!(r.router.pools().instances("p", "chat")[0].outstanding(), 1);
 
     // The route moves: new connections follow the new table, the open one is untouched.
     r.router.set_table(routes("/socket"));

@@ -1,25 +1,30 @@
 //! `Runtime::exec`, natively: a command in an instance's context (environment, working
-//! directory, user, and its network: [`sandbox_of`]), through the shim in `exec` mode,
-//! in a session of its own. At its timeout, or when it exits, its whole process group is
-//! SIGKILLed: an exec (a health check, mostly) leaves nothing behind.
+//! directory, user, and its network: [`sandbox_of`]), forked by the daemon and entering that
+//! context itself (`native/enter.rs`), in a session of its own. At its timeout, or when it
+//! exits, its whole process group is SIGKILLed: an exec (a health check, mostly) leaves nothing
+//! behind. `wharf exec` (interactive) goes through the shim in `exec` mode instead: the CLI
+//! runs it with its own standard streams.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::libc;
 use rustix::process::{WaitId, WaitIdOptions, waitid};
 use tokio::io::AsyncReadExt;
+use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wharf_net::{Networking, Sandbox};
 
-use super::spawner::{Launch, spawn_shim};
+use super::enter::{self, Context};
+use super::spawner::on_spawner_thread;
 use super::start::OUTPUT_DRAIN_GRACE;
-use super::{NativeConfig, describe, exit_code, pidfd, shim_failure};
-use crate::shim::report::Report;
+use super::{NativeConfig, describe, exit_code, pidfd};
 use crate::shim::{Mode, ShimArgs};
 use crate::{ExecOutput, ExitStatus, InstanceHandle, RuntimeError};
 
@@ -61,7 +66,7 @@ pub(super) async fn interactive_command(
 }
 
 pub(super) async fn exec(
-    config: &NativeConfig,
+    contexts: &Contexts,
     net: Option<&Networking>,
     instance: &dyn InstanceHandle,
     argv: &[String],
@@ -78,60 +83,47 @@ pub(super) async fn exec(
     if argv.is_empty() {
         return Err(fail("no command to run".into()));
     }
+    let context = contexts.get(net, instance).await.map_err(&fail)?;
     let (out_read, out_write) =
         io::pipe().map_err(|e| fail(format!("cannot create a pipe: {}", describe(&e))))?;
     let out_write2 = out_write
         .try_clone()
         .map_err(|e| fail(format!("cannot duplicate a pipe: {}", describe(&e))))?;
-    let mut args = ShimArgs::new(
-        &spec.name,
-        Mode::Exec,
-        argv.iter().map(OsString::from).collect(),
+    let (failure_read, failure_write) = enter::failure_pipe()
+        .map_err(|e| fail(format!("cannot create a pipe: {}", describe(&e))))?;
+
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .envs(&spec.environment)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(out_write2));
+    let hook = Arc::clone(&context).pre_exec(
+        rustix::process::getpid(),
+        enter::raw(&failure_write),
     );
-    args.user = spec.user.clone();
-    args.workdir = Some(spec.working_dir.clone());
-    if let Some(sandbox) = sandbox_of(net, instance).await {
-        args.namespaces.push(sandbox.netns);
-        args.binds = sandbox.binds;
-    }
-    let mut shim = spawn_shim(Launch {
-        config,
-        args,
-        environment: &spec.environment,
-        stdout: Stdio::from(out_write),
-        stderr: Stdio::from(out_write2),
-    })
-    .await
-    .map_err(|e| fail(shim_failure(config, &e, false)))?;
+    // SAFETY: the hook only makes raw syscalls (async-signal-safe) and allocates nothing.
+    unsafe { cmd.pre_exec(hook) };
+    let spawned = on_spawner_thread(cmd).await;
+    drop(failure_write);
+    let (mut child, pidfd) = spawned.map_err(|e| {
+        let path = spec.environment.get("PATH").map(String::as_str);
+        fail(context.failure(enter::failed_step(&failure_read), &e, path, &program))
+    })?;
+    let pid = child
+        .id()
+        .ok_or_else(|| fail("the command has no pid".into()))?;
 
     let (stop, stopped) = oneshot::channel();
     let mut collector = tokio::spawn(collect_tail(OwnedFd::from(out_read), stopped));
-
-    // The shim's report comes before the command runs: its time counts against the timeout.
-    let reported = tokio::time::timeout_at(deadline, shim.reports()).await;
-    let in_time = reported.is_ok();
-    let error = match reported {
-        Ok(Ok(reports)) => reports.into_iter().find_map(|r| match r {
-            Report::Error(reason) => Some(reason),
-            Report::ProcessPid(_) => None,
-        }),
-        Ok(Err(e)) => Some(format!("cannot read the shim's report: {}", describe(&e))),
-        Err(_) => None,
-    };
-    let finished = error.is_some()
-        || (in_time
-            && tokio::time::timeout_at(deadline, exited(&shim.pidfd))
-                .await
-                .is_ok());
-    let group = shim.pid as i32;
+    let finished = tokio::time::timeout_at(deadline, exited(&pidfd))
+        .await
+        .is_ok();
     // The command is still unreaped (alive or a zombie): its pid is still its group's id.
     // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe { libc::kill(-group, libc::SIGKILL) };
-    let status = shim.child.wait().await;
-    if let Some(reason) = error {
-        collector.abort();
-        return Err(fail(reason));
-    }
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    let status = child.wait().await;
 
     let tail = match tokio::time::timeout(OUTPUT_DRAIN_GRACE, &mut collector).await {
         Ok(joined) => joined.unwrap_or_default(),
@@ -145,6 +137,56 @@ pub(super) async fn exec(
         status,
         output: tail_text(&tail),
     })
+}
+
+/// The [`Context`] of each running instance, prepared at its first `exec` (a probe runs many
+/// times: the namespace is opened and the user resolved once per run), forgotten when it exits.
+#[derive(Debug, Default)]
+pub(super) struct Contexts {
+    /// Instance name -> the pid of the shim of the run it was prepared for, and the context.
+    by_instance: Mutex<HashMap<String, (u32, Arc<Context>)>>,
+}
+
+impl Contexts {
+    async fn get(
+        &self,
+        net: Option<&Networking>,
+        instance: &dyn InstanceHandle,
+    ) -> Result<Arc<Context>, String> {
+        let spec = instance.spec();
+        let pid = instance.pid();
+        if let Some((run, context)) = self.lock().get(&spec.name)
+            && Some(*run) == pid
+        {
+            return Ok(Arc::clone(context));
+        }
+        let sandbox = sandbox_of(net, instance).await;
+        let workdir = spec.working_dir.clone();
+        let user = spec.user.clone();
+        let context = tokio::task::spawn_blocking(move || {
+            Context::prepare(sandbox.as_ref(), &workdir, user.as_deref())
+        })
+        .await
+        .map_err(|e| format!("cannot prepare the command: {e}"))??;
+        let context = Arc::new(context);
+        if let Some(pid) = pid {
+            self.lock()
+                .insert(spec.name.clone(), (pid, Arc::clone(&context)));
+        }
+        Ok(context)
+    }
+
+    /// The run of `instance` whose shim was `pid` ended.
+    pub(super) fn forget(&self, instance: &str, pid: u32) {
+        let mut map = self.lock();
+        if map.get(instance).is_some_and(|(run, _)| *run == pid) {
+            map.remove(instance);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Arc<Context>)>> {
+        self.by_instance.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Waits for the command's exit without reaping it (so that its process group can still be

@@ -161,7 +161,7 @@ fn spawner() -> io::Result<&'static mpsc::Sender<Job>> {
 
 /// Spawns `cmd` on the spawner thread, registered with the caller's tokio runtime, and opens a
 /// pidfd for it before anything can reap it.
-async fn on_spawner_thread(mut cmd: Command) -> io::Result<(Child, OwnedFd)> {
+pub(super) async fn on_spawner_thread(mut cmd: Command) -> io::Result<(Child, OwnedFd)> {
     let runtime = tokio::runtime::Handle::current();
     let (reply, replied) = oneshot::channel();
     let job: Job = Box::new(move || {

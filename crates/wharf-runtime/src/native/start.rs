@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use wharf_net::Networking;
 
+use super::exec::Contexts;
 use super::handle::{KillTarget, NativeHandle};
 use super::network::instance_def;
 use super::output::forward_lines;
@@ -36,6 +37,7 @@ const OUTPUT_BUFFER: usize = 1024;
 pub(super) async fn start(
     config: &NativeConfig,
     net: Option<&Arc<Networking>>,
+    contexts: &Arc<Contexts>,
     spec: &InstanceSpec,
 ) -> Result<Started, RuntimeError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
@@ -159,8 +161,10 @@ pub(super) async fn start(
         pidfd,
         ..
     } = shim;
+    let contexts = Arc::clone(contexts);
     tokio::spawn(async move {
         let code = exit_code(child.wait().await);
+        contexts.forget(&name, pid);
         let drained = async {
             for reader in readers {
                 let _ = reader.await;

@@ -64,23 +64,7 @@ fn table(instances: &[InstanceState], now: SystemTime) -> String {
             uptime,
         ]);
     }
-    let mut widths = [0; 6];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    super::columns(&rows)
 }
 
 #[cfg(test)]

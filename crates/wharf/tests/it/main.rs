@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod config;
+mod routing;
 mod stack;
 mod verbs;
 

@@ -1,0 +1,612 @@
+//! The daemon's side of the router: one [`Router`] per listen address, serving the routes of
+//! every project that uses that address, fed by the supervisor's events.
+//!
+//! - `up` calls [`Routing::attach`] before any instance starts: the project's routes and
+//!   `x-wharf.router` settings are checked (a mistake fails the `up` with its service and label),
+//!   the listener is bound (an address in use fails it too), and the merged table of the
+//!   address's projects is swapped in;
+//! - [`Routing::follow`] turns instance events into the pools' [`InstanceEvent`]s: running (and
+//!   healthy, where there is a health check) -> `Up` with the instance's addresses from the
+//!   runtime; stopping -> `Draining`; exited, removed, failed -> `Down`;
+//! - before every graceful stop the supervisor asks [`Drain`]: the instance leaves its pool at
+//!   once and the stop signal waits, up to the stop grace period, for its requests in flight and
+//!   open WebSockets;
+//! - `down` calls [`Routing::detach`]; the listener closes with its last project.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+use wharf_api::message::{ApiError, EventKind, RouteInfo};
+use wharf_model::Project;
+use wharf_router::route::Source;
+use wharf_router::route::Tls as Tls_;
+use wharf_router::table::RouteEntry;
+use wharf_router::{
+    InstanceEvent, RouteTable, Router, RouterConfig, RouterSettings, Tls, TlsEvent, TlsSettings,
+};
+use wharf_runtime::Runtime as _;
+use wharf_supervisor::{Drain, Health, InstanceState, Supervisor};
+
+use crate::tracked_runtime::TrackedRuntime;
+
+/// How often draining looks at an instance's requests in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+pub struct Routing {
+    runtime: Arc<TrackedRuntime>,
+    supervisor: Supervisor,
+    root: bool,
+    /// Where the local CA and ACME certificates live (`<state>/tls`).
+    tls_dir: std::path::PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Project -> its routes and the address they are served on.
+    projects: BTreeMap<String, Attached>,
+    listeners: BTreeMap<SocketAddr, Listener>,
+}
+
+struct Attached {
+    http: SocketAddr,
+    table: RouteTable,
+}
+
+struct Listener {
+    router: Router,
+    /// The certificates and the HTTPS address, once a route asks for TLS (or `https` is set).
+    tls: Option<(Tls, SocketAddr)>,
+    /// Dropped to stop accepting (HTTP, then HTTPS); open connections finish on their own.
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+/// Serves `router` on `listener` (with TLS when given) until the returned sender is dropped.
+fn spawn_listener(router: &Router, listener: TcpListener, tls: Option<Tls>) -> oneshot::Sender<()> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = router.clone();
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    tokio::spawn(async move {
+        match tls {
+            Some(tls) => serving.serve_tls(listener, &tls, stopped).await,
+            None => serving.serve(listener, stopped).await,
+        }
+    });
+    stop
+}
+
+/// `wharf.http.tls.cert`/`.key` relative to the project directory, made absolute.
+fn resolve_tls_files(table: RouteTable, dir: &std::path::Path) -> RouteTable {
+    let entries: Vec<RouteEntry> = table
+        .routes()
+        .iter()
+        .map(|e| {
+            let mut e = RouteEntry::clone(e);
+            if let Some(Tls_::Files { cert, key }) = &mut e.route.tls {
+                for path in [cert, key] {
+                    if !std::path::Path::new(path.as_str()).is_absolute() {
+                        *path = dir.join(&*path).to_string_lossy().into_owned();
+                    }
+                }
+            }
+            e
+        })
+        .collect();
+    // The same routes: no tie appears.
+    RouteTable::new(entries).unwrap_or(table)
+}
+
+impl Routing {
+    pub fn new(
+        runtime: Arc<TrackedRuntime>,
+        supervisor: Supervisor,
+        tls_dir: std::path::PathBuf,
+    ) -> Routing {
+        Routing {
+            runtime,
+            supervisor,
+            root: rustix::process::geteuid().is_root(),
+            tls_dir,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the project's routes and serves them (replacing what the project had). A project
+    /// without routes is detached.
+    pub async fn attach(&self, project: &Project) -> Result<(), ApiError> {
+        let settings = RouterSettings::from_project(project, self.root)
+            .map_err(|e| ApiError::bad_request(format!("project `{}`: {e}", project.name)))?;
+        let table = RouteTable::from_project(project)
+            .map_err(|e| ApiError::bad_request(format!("project `{}`: {e}", project.name)))?;
+        self.check_identities(project, &table)?;
+        if table.is_empty() {
+            self.detach(&project.name);
+            return Ok(());
+        }
+        let table = resolve_tls_files(table, &project.working_dir);
+        let addr = settings.http;
+        let wants_tls = settings.https_set || table.routes().iter().any(|e| e.route.tls.is_some());
+        let cannot_listen = |what: &str, addr: SocketAddr, e: std::io::Error| {
+            ApiError::failed(format!(
+                "project `{}`: the router cannot listen on {addr}: {e} (set another address with `x-wharf: {{router: {{{what}: \"127.0.0.1:PORT\"}}}}`)",
+                project.name
+            ))
+        };
+        // Bind outside the lock; listeners already there are reused.
+        let (has_http, has_tls) = {
+            let state = self.lock();
+            let l = state.listeners.get(&addr);
+            (l.is_some(), l.is_some_and(|l| l.tls.is_some()))
+        };
+        let bound_http = match has_http {
+            false => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| cannot_listen("http", addr, e))?,
+            ),
+            true => None,
+        };
+        let bound_https = match wants_tls && !has_tls {
+            true => Some(
+                TcpListener::bind(settings.https)
+                    .await
+                    .map_err(|e| cannot_listen("https", settings.https, e))?,
+            ),
+            false => None,
+        };
+        let (router, previous) = {
+            let mut state = self.lock();
+            let merged = RouteTable::merge(
+                state
+                    .projects
+                    .iter()
+                    .filter(|(name, a)| a.http == addr && **name != project.name)
+                    .map(|(_, a)| &a.table)
+                    .chain(std::iter::once(&table)),
+            )
+            .map_err(|e| ApiError::bad_request(format!("project `{}`: {e}", project.name)))?;
+            if !state.listeners.contains_key(&addr) {
+                let Some(listener) = bound_http else {
+                    // Another attach bound it meanwhile and then detached.
+                    return Err(ApiError::failed(format!(
+                        "project `{}`: the router on {addr} was closing; run the command again",
+                        project.name
+                    )));
+                };
+                let config = RouterConfig {
+                    trusted_proxies: settings.trusted_proxies.clone(),
+                    service_identities: self.runtime.distinct_addresses(),
+                    ..RouterConfig::default()
+                };
+                let router = Router::new(RouteTable::default(), config);
+                let stop = spawn_listener(&router, listener, None);
+                eprintln!("wharf daemon: router listening on http://{addr}");
+                state.listeners.insert(
+                    addr,
+                    Listener {
+                        router,
+                        tls: None,
+                        _stops: vec![stop],
+                    },
+                );
+            }
+            let listener = state
+                .listeners
+                .get_mut(&addr)
+                .expect("inserted above when missing");
+            if let (None, Some(https)) = (&listener.tls, bound_https) {
+                let tls = Tls::new(TlsSettings {
+                    state_dir: self.tls_dir.clone(),
+                    acme: settings.acme.clone(),
+                    acme_challenge: settings.challenge,
+                    acme_for_public_hosts: settings.https_set,
+                })
+                .map_err(|e| ApiError::failed(format!("project `{}`: {e}", project.name)))?;
+                log_tls_events(&tls);
+                listener.router.enable_https(&tls, settings.https.port());
+                listener
+                    ._stops
+                    .push(spawn_listener(&listener.router, https, Some(tls.clone())));
+                eprintln!(
+                    "wharf daemon: router listening on https://{}",
+                    settings.https
+                );
+                listener.tls = Some((tls, settings.https));
+            }
+            // Certificates first: when they cannot be had, nothing changes.
+            if let Some((tls, _)) = &listener.tls {
+                tls.apply(&merged).map_err(|e| {
+                    ApiError::bad_request(format!("project `{}`: {e}", project.name))
+                })?;
+            }
+            let router = listener.router.clone();
+            router.set_table(merged);
+            let previous = state
+                .projects
+                .insert(project.name.clone(), Attached { http: addr, table });
+            (router, previous)
+        };
+        if let Some(previous) = previous.filter(|p| p.http != addr) {
+            // The project moved to another address: the old one forgets it.
+            self.rebuild(previous.http);
+        }
+        // Instances already running (an `up` that changes only routes) join the new pools.
+        for instance in self.supervisor.instances(&project.name) {
+            if let Some(event) = self
+                .instance_event(&instance, &instance_kind(&instance))
+                .await
+            {
+                router.apply(&event);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops serving the project's routes.
+    pub fn detach(&self, project: &str) {
+        let previous = self.lock().projects.remove(project);
+        if let Some(previous) = previous {
+            if let Some(l) = self.lock().listeners.get(&previous.http) {
+                l.router.pools().forget(project);
+            }
+            self.rebuild(previous.http);
+        }
+    }
+
+    /// Swaps in the merged table of the projects on `addr`, or closes it when none is left.
+    fn rebuild(&self, addr: SocketAddr) {
+        let mut state = self.lock();
+        let tables: Vec<&RouteTable> = state
+            .projects
+            .values()
+            .filter(|a| a.http == addr)
+            .map(|a| &a.table)
+            .collect();
+        if tables.is_empty() {
+            if state.listeners.remove(&addr).is_some() {
+                eprintln!("wharf daemon: router on http://{addr} closed (no routes left)");
+            }
+            return;
+        }
+        // The remaining tables did not tie together before, so they do not now.
+        if let Ok(merged) = RouteTable::merge(tables)
+            && let Some(l) = state.listeners.get(&addr)
+        {
+            if let Some((tls, _)) = &l.tls
+                && let Err(e) = tls.apply(&merged)
+            {
+                eprintln!("wharf daemon: router on {addr}: {e}");
+            }
+            l.router.set_table(merged);
+        }
+    }
+
+    /// `allow_from: service:<name>` needs every instance to have an address of its own, and the
+    /// named service to exist.
+    fn check_identities(&self, project: &Project, table: &RouteTable) -> Result<(), ApiError> {
+        for entry in table.routes() {
+            for source in &entry.route.allow_from {
+                let Source::Service(name) = source else {
+                    continue;
+                };
+                let Some(service) = project.services.get(name) else {
+                    return Err(ApiError::bad_request(format!(
+                        "service `{}`: label `{}`: no service `{name}` in project `{}`",
+                        entry.service,
+                        entry.route.label("allow_from"),
+                        project.name
+                    )));
+                };
+                let host = service.network_mode == Some(wharf_model::project::NetworkMode::Host);
+                if host || !self.runtime.distinct_addresses() {
+                    let why = if host {
+                        format!("service `{name}` uses network_mode: host")
+                    } else {
+                        format!(
+                            "the {} runtime runs instances on the machine's network here (isolation needs root)",
+                            self.runtime.name()
+                        )
+                    };
+                    return Err(ApiError::bad_request(format!(
+                        "service `{}`: label `{}`: `service:{name}` cannot be enforced: {why}, so the address a request comes from does not say which service sent it\n  help: run the daemon as root for isolated networks, or allow an address block instead",
+                        entry.service,
+                        entry.route.label("allow_from"),
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn router_of(&self, project: &str) -> Option<Router> {
+        let state = self.lock();
+        let attached = state.projects.get(project)?;
+        state
+            .listeners
+            .get(&attached.http)
+            .map(|l| l.router.clone())
+    }
+
+    /// What the pools hear of an instance event; `None` for events that change nothing.
+    async fn instance_event(
+        &self,
+        instance: &InstanceState,
+        kind: &EventKind,
+    ) -> Option<InstanceEvent> {
+        let (project, service, name) = (
+            instance.project.clone(),
+            instance.service.clone(),
+            instance.name.clone(),
+        );
+        match kind {
+            EventKind::Running { .. } | EventKind::Healthy | EventKind::Unhealthy { .. } => {
+                // An event read late, of an instance stopping by now: it stays out.
+                if instance.status != wharf_supervisor::Status::Running {
+                    return None;
+                }
+                let handle = self.runtime.handle(&instance.name)?;
+                let addresses = self.runtime.addresses(handle.as_ref()).await;
+                let addr = addresses
+                    .first()
+                    .copied()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                Some(InstanceEvent::Up {
+                    project,
+                    service,
+                    instance: name,
+                    addr,
+                    addresses,
+                    ports: BTreeMap::new(),
+                    healthy: instance.health == Some(Health::Healthy),
+                })
+            }
+            EventKind::Stopping => Some(InstanceEvent::Draining {
+                project,
+                service,
+                instance: name,
+            }),
+            EventKind::Exited { .. }
+            | EventKind::Removed
+            | EventKind::StartFailed { .. }
+            | EventKind::Restarting { .. } => Some(InstanceEvent::Down {
+                project,
+                service,
+                instance: name,
+            }),
+            EventKind::Created | EventKind::Starting | EventKind::DependencyFailed { .. } => None,
+        }
+    }
+
+    /// Applies the supervisor's events to the pools until its event stream ends.
+    pub async fn follow(self: Arc<Self>) {
+        let mut events = self.supervisor.events();
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!(
+                        "wharf daemon: the router missed {n} instance events; re-reading every instance"
+                    );
+                    self.resync().await;
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(router) = self.router_of(&event.project) else {
+                continue;
+            };
+            // The state now, not as of the event: a health change that follows is applied by
+            // its own event.
+            let Some(state) = self
+                .supervisor
+                .instances(&event.project)
+                .into_iter()
+                .find(|i| i.name == event.instance)
+            else {
+                // Gone from the supervisor (scaled down, down): out of the pool.
+                router.apply(&InstanceEvent::Down {
+                    project: event.project.clone(),
+                    service: event.service.clone(),
+                    instance: event.instance.clone(),
+                });
+                continue;
+            };
+            if let Some(e) = self.instance_event(&state, &event.kind).await {
+                router.apply(&e);
+            }
+        }
+    }
+
+    /// After missed events: every instance of every routed project, as it is now.
+    async fn resync(&self) {
+        let projects: Vec<String> = self.lock().projects.keys().cloned().collect();
+        for project in projects {
+            let Some(router) = self.router_of(&project) else {
+                continue;
+            };
+            for instance in self.supervisor.instances(&project) {
+                if let Some(e) = self
+                    .instance_event(&instance, &instance_kind(&instance))
+                    .await
+                {
+                    router.apply(&e);
+                }
+            }
+        }
+    }
+
+    /// The route table of every project (or of one), with its instances.
+    pub fn routes(&self, project: Option<&str>) -> Vec<RouteInfo> {
+        let state = self.lock();
+        let mut out = Vec::new();
+        for (name, attached) in &state.projects {
+            if project.is_some_and(|p| p != name) {
+                continue;
+            }
+            let router = state.listeners.get(&attached.http).map(|l| &l.router);
+            for entry in attached.table.routes() {
+                let (healthy, known) = router.map_or((0, 0), |r| {
+                    let ready = r.pools().ready(entry).len();
+                    let known = r.pools().instances(name, &entry.service).len();
+                    (ready, known)
+                });
+                let r = &entry.route;
+                let mut access: Vec<String> = Vec::new();
+                if !r.allow_from.is_empty() {
+                    access.push(format!(
+                        "allow_from {}",
+                        r.allow_from
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+                if !r.basic_auth.is_empty() {
+                    let users: Vec<&str> = r
+                        .basic_auth
+                        .iter()
+                        .filter_map(|e| e.split(':').next())
+                        .collect();
+                    access.push(format!("basic_auth {}", users.join(",")));
+                }
+                if let Some(url) = &r.forward_auth {
+                    access.push(format!("forward_auth {url}"));
+                }
+                out.push(RouteInfo {
+                    project: name.clone(),
+                    route: entry.id.clone(),
+                    listen: attached.http.to_string(),
+                    hosts: r.hosts.iter().map(ToString::to_string).collect(),
+                    path: r.path.clone(),
+                    strip_path: r.strip_path,
+                    service: entry.service.clone(),
+                    port: r.port,
+                    healthy,
+                    instances: known.max(entry.replicas as usize),
+                    access,
+                    tls: r.tls.as_ref().map(|t| {
+                        match t {
+                            Tls_::Files { .. } => "files",
+                            Tls_::SelfSigned => "self-signed",
+                            Tls_::Acme => "acme",
+                        }
+                        .to_string()
+                    }),
+                    denied: router.map_or(0, |r| r.denied(&entry.id)),
+                });
+            }
+        }
+        out
+    }
+
+    /// The routers' metrics in Prometheus' text format (the first listener's; with several
+    /// addresses, each router's block follows, under a comment naming its address).
+    pub fn metrics(&self) -> String {
+        let state = self.lock();
+        let mut text = String::new();
+        for (i, (addr, l)) in state.listeners.iter().enumerate() {
+            if i > 0 {
+                text.push_str(&format!("# router on {addr}\n"));
+            }
+            text.push_str(&l.router.metrics_text());
+        }
+        text
+    }
+
+    /// Which route a URL matches on each listener, and why.
+    pub fn explain(&self, url: &str) -> Vec<String> {
+        let state = self.lock();
+        state
+            .listeners
+            .iter()
+            .map(|(addr, l)| format!("router on {addr}: {}", l.router.table().explain(url)))
+            .collect()
+    }
+}
+
+/// Writes what happens to certificates to the daemon's log.
+fn log_tls_events(tls: &Tls) {
+    let mut events = tls.events();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(TlsEvent::Installed {
+                    route,
+                    hosts,
+                    source,
+                    ..
+                }) => eprintln!(
+                    "wharf daemon: route `{route}`: serving a {source} certificate for {}",
+                    hosts.join(", ")
+                ),
+                Ok(TlsEvent::Failed {
+                    route,
+                    hosts,
+                    error,
+                    retry_in,
+                }) => eprintln!(
+                    "wharf daemon: route `{route}`: no certificate for {} yet: {error} (next attempt in {}s)",
+                    hosts.join(", "),
+                    retry_in.as_secs()
+                ),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// The event that brings the pools to an instance's current state.
+fn instance_kind(instance: &InstanceState) -> EventKind {
+    use wharf_supervisor::Status;
+    match instance.status {
+        Status::Running => EventKind::Running { pid: instance.pid },
+        Status::Stopping => EventKind::Stopping,
+        _ => EventKind::Removed,
+    }
+}
+
+impl Drain for Routing {
+    fn drain<'a>(
+        &'a self,
+        instance: &'a InstanceState,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(router) = self.router_of(&instance.project) else {
+                return;
+            };
+            // At once, not when the Stopping event gets through: no new request may pick it.
+            router.apply(&InstanceEvent::Draining {
+                project: instance.project.clone(),
+                service: instance.service.clone(),
+                instance: instance.name.clone(),
+            });
+            let deadline = tokio::time::Instant::now() + within;
+            loop {
+                let busy = router
+                    .pools()
+                    .instances(&instance.project, &instance.service)
+                    .iter()
+                    .any(|u| u.instance == instance.name && u.outstanding() > 0);
+                if !busy || tokio::time::Instant::now() >= deadline {
+                    return;
+                }
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        })
+    }
+}
