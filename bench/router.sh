@@ -9,12 +9,17 @@
 #
 # Settings (environment): THREADS (workers of every proxy and of the upstream; default: nproc),
 # CONNECTIONS (wrk -c, default 64), WRK_THREADS (wrk -t, default 2), DURATION, RUNS, TARGETS
-# (default "direct wharf nginx haproxy caddy"), KEEP=1 keeps the temporary directory.
+# (default "direct wharf-daemon wharf nginx haproxy caddy"; wharf-daemon only when the wharf
+# binary has the `routes` verb), KEEP=1 keeps the temporary directory.
 #
 # The upstream is nginx serving two static files (13 bytes at /small, 16 KiB at /16k). Every
 # proxy keeps connections to it alive, uses THREADS workers, logs nothing, and sets
-# X-Forwarded-For/-Proto/-Host and a request id, as wharf's router does. wharf's router is
-# crates/wharf-router/examples/bench_router.rs (release build): a static one-route table.
+# X-Forwarded-For/-Proto/-Host and a request id, as wharf's router does. wharf's router runs two
+# ways: `wharf-daemon` is the product's path, a wharf daemon of its own (WHARF_STATE_DIR in the
+# temporary directory) that runs the upstream as a service of a Compose project (network_mode:
+# host, `wharf.http.port`) and routes to it on `x-wharf.router.http`; `wharf` is
+# crates/wharf-router/examples/bench_router.rs, a static one-route table served by
+# `Router::serve_on_threads`. With the daemon, every target uses its upstream.
 # Everything listens on 127.0.0.1 only; wrk runs bounded (DURATION) and talks to loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +29,13 @@ CONNECTIONS=${CONNECTIONS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 DURATION=${DURATION:-10s}
 RUNS=${RUNS:-1}
-TARGETS=${TARGETS:-direct wharf nginx haproxy caddy}
+WHARF_BIN=target/release/wharf
+if [[ -z ${TARGETS:-} ]]; then
+  TARGETS="direct wharf nginx haproxy caddy"
+  if cargo build --release --quiet -p wharf && "$WHARF_BIN" routes --help >/dev/null 2>&1; then
+    TARGETS="direct wharf-daemon wharf nginx haproxy caddy"
+  fi
+fi
 
 need=()
 for tool in nginx haproxy caddy wrk; do
@@ -47,6 +58,9 @@ WORK=$(mktemp -d /tmp/wharf-bench-router.XXXXXX)
 chmod 755 "$WORK" # nginx's workers run as www-data
 PIDS=()
 cleanup() {
+  if [[ -n ${DAEMON_PID:-} ]]; then
+    "$WHARF_BIN" -f "$WORK/compose.yaml" down >/dev/null 2>&1 || true
+  fi
   for pid in "${PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
@@ -94,20 +108,57 @@ http {
   server { listen 127.0.0.1:$UPSTREAM_PORT; root $WORK/www; }
 }
 EOF
-nginx -c "$WORK/upstream.conf" -p "$WORK" >"$WORK/upstream.log" 2>&1 &
-PIDS+=($!)
+if [[ " $TARGETS " == *" wharf-daemon "* ]]; then
+  # The upstream as a service of a wharf project, behind the daemon's router.
+  export WHARF_STATE_DIR=$WORK/state
+  DAEMON_ROUTER_PORT=$(free_port)
+  cat >"$WORK/compose.yaml" <<EOF
+name: wharf-bench-router
+x-wharf:
+  router:
+    http: 127.0.0.1:$DAEMON_ROUTER_PORT
+services:
+  upstream:
+    command: ["nginx", "-c", "$WORK/upstream.conf", "-p", "$WORK"]
+    network_mode: host
+    labels:
+      wharf.http.port: "$UPSTREAM_PORT"
+EOF
+  "$WHARF_BIN" daemon >"$WORK/wharf-daemon.log" 2>&1 &
+  DAEMON_PID=$!
+  PIDS+=("$DAEMON_PID")
+  for _ in $(seq 1 100); do
+    [[ -S $WHARF_STATE_DIR/wharf.sock ]] && break
+    sleep 0.1
+  done
+  "$WHARF_BIN" -f "$WORK/compose.yaml" up -d >"$WORK/wharf-up.log" 2>&1 || {
+    tail -n 20 "$WORK/wharf-up.log" "$WORK/wharf-daemon.log" >&2
+    exit 1
+  }
+  cp "$WORK/wharf-daemon.log" "$WORK/upstream.log"
+else
+  nginx -c "$WORK/upstream.conf" -p "$WORK" >"$WORK/upstream.log" 2>&1 &
+  PIDS+=($!)
+fi
 wait_ready upstream "http://127.0.0.1:$UPSTREAM_PORT/small"
 
 declare -A PORT WORKERS
 PORT[direct]=$UPSTREAM_PORT
 WORKERS[direct]="nginx worker_processes $THREADS"
 
+start_wharf_daemon() {
+  PORT[wharf-daemon]=$DAEMON_ROUTER_PORT
+  WORKERS[wharf-daemon]="the daemon's runtime"
+  wait_ready wharf-daemon "http://127.0.0.1:$DAEMON_ROUTER_PORT/small"
+  "$WHARF_BIN" -f "$WORK/compose.yaml" routes >&2
+}
+
 start_wharf() {
   PORT[wharf]=$(free_port)
   "$ROUTER_BIN" --listen "127.0.0.1:${PORT[wharf]}" --upstream "127.0.0.1:$UPSTREAM_PORT" \
     --threads "$THREADS" >"$WORK/wharf.log" 2>&1 &
   PIDS+=($!)
-  WORKERS[wharf]="tokio worker_threads $THREADS"
+  WORKERS[wharf]="serve_on_threads $THREADS"
   wait_ready wharf "http://127.0.0.1:${PORT[wharf]}/small"
 }
 
@@ -196,11 +247,12 @@ EOF
 for t in $TARGETS; do
   case $t in
     direct) ;;
+    wharf-daemon) start_wharf_daemon ;;
     wharf) start_wharf ;;
     nginx) start_nginx ;;
     haproxy) start_haproxy ;;
     caddy) start_caddy ;;
-    *) echo "unknown target $t (direct wharf nginx haproxy caddy)" >&2; exit 2 ;;
+    *) echo "unknown target $t (direct wharf-daemon wharf nginx haproxy caddy)" >&2; exit 2 ;;
   esac
 done
 

@@ -46,6 +46,13 @@ pub struct UpRequest {
     pub wait: bool,
     /// How long to wait for readiness (default: [`DEFAULT_WAIT_TIMEOUT_MS`]).
     pub wait_timeout_ms: Option<u64>,
+    /// `native` or `docker` (`--runtime`); `None`: `x-wharf.runtime`, else what the project ran
+    /// on before, else native.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Remove the instances of services the project no longer has (`--remove-orphans`).
+    #[serde(default)]
+    pub remove_orphans: bool,
 }
 
 /// How long `up --wait` waits when no timeout is given.
@@ -162,6 +169,11 @@ pub struct ExecContext {
     /// appended to it. Absent: run the command directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrapper: Option<Vec<String>>,
+    /// The wrapper is the engine's own client (`docker exec -i <container>`): it runs with the
+    /// caller's environment (the engine sets the instance's), and gets `-t` after its second word
+    /// when standard input is a terminal.
+    #[serde(default)]
+    pub engine: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,6 +34,7 @@ pub struct DaemonControl {
     pub(crate) logs: LogStore,
     pub(crate) runtime: Arc<TrackedRuntime>,
     pub(crate) routing: Arc<crate::routing::Routing>,
+    pub(crate) runtimes: Arc<crate::runtimes::Runtimes>,
     pub(crate) state_dir: StateDir,
     pub(crate) base_env: BTreeMap<String, String>,
     /// True once the stored projects were brought back.
@@ -109,6 +110,13 @@ impl DaemonControl {
             let services = services_to_restore(&project, &record.stopped);
             let mut scale = record.scale.clone();
             scale.retain(|s, _| project.services.contains_key(s));
+            if let Err(e) = self.runtimes.select(&name, record.runtime).await {
+                eprintln!(
+                    "wharf daemon: project `{name}` runs on {:?}, which is not available: {e}",
+                    record.runtime
+                );
+                continue;
+            }
             if let Err(e) = self.routing.attach(&project).await {
                 eprintln!(
                     "wharf daemon: project `{name}`: its routes are not served: {}",
@@ -155,6 +163,52 @@ impl DaemonControl {
     async fn restored(&self) {
         let mut restored = self.restored.clone();
         let _ = tokio::time::timeout(RESTORE_WAIT, restored.wait_for(|r| *r)).await;
+    }
+
+    /// The runtime `up` runs the project on: `--runtime`, else `x-wharf.runtime`, else what it
+    /// ran on before, else native; connected (the Docker Engine) and selected for the project.
+    async fn runtime_kind(
+        &self,
+        project: &Project,
+        requested: Option<&str>,
+    ) -> Result<crate::runtimes::RuntimeKind, ApiError> {
+        use crate::runtimes::RuntimeKind;
+        let kind = match requested {
+            Some(r) => RuntimeKind::parse(r).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`--runtime {r}` is not a runtime of wharf: use native or docker"
+                ))
+            })?,
+            None => match RuntimeKind::of_project(project)
+                .map_err(|e| ApiError::bad_request(format!("project `{}`: {e}", project.name)))?
+            {
+                Some(k) => k,
+                None => {
+                    let owned = project.name.clone();
+                    self.with_store(move |s| s.get(&owned))
+                        .await?
+                        .map(|r| r.runtime)
+                        .unwrap_or_default()
+                }
+            },
+        };
+        let current = self.runtimes.kind(&project.name);
+        let running = self
+            .supervisor
+            .instances(&project.name)
+            .iter()
+            .any(|i| !i.finished);
+        if running && current != kind {
+            return Err(ApiError::bad_request(format!(
+                "project `{}` runs on the {current:?} runtime; take it down (`wharf down`) before bringing it up on {kind:?}",
+                project.name
+            )));
+        }
+        self.runtimes
+            .select(&project.name, kind)
+            .await
+            .map_err(|e| ApiError::failed(format!("project `{}`: {e}", project.name)))?;
+        Ok(kind)
     }
 
     /// Runs a store operation off the async threads (a commit syncs to disk).
@@ -296,6 +350,7 @@ impl Control for DaemonControl {
             )));
         }
         Self::check_services(&project, request.services.as_deref())?;
+        let kind = self.runtime_kind(&project, request.runtime.as_deref()).await?;
         // Routes are checked (and served) before anything is stored or started.
         self.routing.attach(&project).await?;
         let (owned, yaml, dir, services) = (
@@ -306,7 +361,7 @@ impl Control for DaemonControl {
         );
         let stored = self
             .with_store(move |s| {
-                s.record_up(&owned, &yaml, &dir, services.as_deref())?;
+                s.record_up(&owned, &yaml, &dir, services.as_deref(), kind)?;
                 s.get(&owned)
             })
             .await?;
@@ -317,6 +372,7 @@ impl Control for DaemonControl {
             force_recreate: request.force_recreate,
             no_recreate: request.no_recreate,
             scale,
+            remove_orphans: request.remove_orphans,
             ..UpOptions::default()
         };
         let report = self
@@ -550,7 +606,8 @@ impl Control for DaemonControl {
             )));
         };
         let svc = &project.services[service];
-        let spec = spec::instance_spec(
+        let spec = spec::instance_spec_for(
+            self.runtime.as_ref(),
             &project,
             svc,
             index,
@@ -558,6 +615,7 @@ impl Control for DaemonControl {
             &self.state_dir.volumes(),
         )
         .map_err(supervisor_error)?;
+        let engine = self.runtime.runs_images(name);
         let wrapper = match self.runtime.handle(&spec.name) {
             Some(handle) => self
                 .runtime
@@ -577,6 +635,7 @@ impl Control for DaemonControl {
             working_dir: spec.working_dir,
             user: spec.user,
             wrapper,
+            engine,
         })
     }
 
@@ -602,16 +661,18 @@ impl Control for DaemonControl {
     async fn down(&self, name: &str, volumes: bool) -> Result<DownResponse, ApiError> {
         self.restored().await;
         let project = self.project(name).await?;
-        match self.supervisor.down(name).await {
-            Ok(()) | Err(SupervisorError::UnknownProject(_)) => {}
-            Err(e) => return Err(supervisor_error(e)),
-        }
+        let engine_volumes = self
+            .supervisor
+            .down_with(name, volumes)
+            .await
+            .map_err(supervisor_error)?;
         self.routing.detach(name);
         let owned = name.to_string();
         self.with_store(move |s| s.remove(&owned)).await?;
         self.logs.forget(name).await;
-        let mut removed_volumes: Vec<PathBuf> = Vec::new();
-        if volumes {
+        let mut removed_volumes: Vec<PathBuf> =
+            engine_volumes.into_iter().map(PathBuf::from).collect();
+        if volumes && !self.runtime.runs_images(name) {
             for (key, volume) in &project.volumes {
                 if volume.external {
                     continue;

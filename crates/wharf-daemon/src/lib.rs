@@ -18,6 +18,7 @@ pub mod control;
 pub mod log_store;
 pub mod restore;
 pub mod routing;
+pub mod runtimes;
 pub mod state_dir;
 pub mod store;
 pub mod tracked_runtime;
@@ -83,7 +84,22 @@ pub async fn run(
     let store = Arc::new(store::Store::open(&state_dir.store())?);
     let logs = log_store::LogStore::open(state_dir.logs(), config.log_cap)
         .map_err(|e| DaemonError::io("cannot open the log directory", &state_dir.logs(), e))?;
-    let runtime = Arc::new(tracked_runtime::TrackedRuntime::new(config.runtime));
+    let runtimes = Arc::new(runtimes::Runtimes::new(
+        config.runtime,
+        Box::new(|| {
+            Box::pin(async {
+                let progress: wharf_docker::Progress =
+                    Arc::new(|line: &str| eprintln!("wharf daemon: docker: {line}"));
+                wharf_docker::DockerRuntime::connect()
+                    .await
+                    .map(|d| Arc::new(d.with_progress(progress)) as Arc<dyn Runtime>)
+                    .map_err(|e| e.to_string())
+            })
+        }),
+    ));
+    let runtime = Arc::new(tracked_runtime::TrackedRuntime::new(
+        Arc::clone(&runtimes) as Arc<dyn Runtime>
+    ));
     let supervisor = Supervisor::new(
         Arc::clone(&runtime) as Arc<dyn Runtime>,
         Arc::new(logs.clone()),
@@ -107,6 +123,7 @@ pub async fn run(
         logs: logs.clone(),
         runtime,
         routing,
+        runtimes,
         state_dir: state_dir.clone(),
         base_env: config.base_env,
         restored,

@@ -187,7 +187,7 @@ impl Routing {
                 };
                 let config = RouterConfig {
                     trusted_proxies: settings.trusted_proxies.clone(),
-                    service_identities: self.runtime.distinct_addresses(),
+                    service_identities: self.runtime.distinct_addresses(&project.name),
                     ..RouterConfig::default()
                 };
                 let router = Router::new(RouteTable::default(), config);
@@ -310,7 +310,7 @@ impl Routing {
                     )));
                 };
                 let host = service.network_mode == Some(wharf_model::project::NetworkMode::Host);
-                if host || !self.runtime.distinct_addresses() {
+                if host || !self.runtime.distinct_addresses(&project.name) {
                     let why = if host {
                         format!("service `{name}` uses network_mode: host")
                     } else {

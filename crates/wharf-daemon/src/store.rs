@@ -29,6 +29,9 @@ pub struct StoredProject {
     /// Services the user stopped (`wharf stop`), until started again.
     #[serde(default)]
     pub stopped: BTreeSet<String>,
+    /// The runtime the project runs on.
+    #[serde(default)]
+    pub runtime: crate::runtimes::RuntimeKind,
 }
 
 impl StoredProject {
@@ -155,11 +158,13 @@ impl Store {
         yaml: &str,
         project_directory: &Path,
         services: Option<&[String]>,
+        runtime: crate::runtimes::RuntimeKind,
     ) -> Result<(), DaemonError> {
         self.update(project, |record| {
             let r = record.get_or_insert_with(StoredProject::default);
             r.yaml = yaml.to_string();
             r.project_directory = project_directory.to_path_buf();
+            r.runtime = runtime;
             match services {
                 None => r.stopped.clear(),
                 Some(list) => r.stopped.retain(|s| !list.contains(s)),
@@ -226,7 +231,7 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             store
-                .record_up("p", "name: p\n", Path::new("/srv/p"), None)
+                .record_up("p", "name: p\n", Path::new("/srv/p"), None, Default::default())
                 .unwrap();
             store
                 .set_stopped("p", &["web".into(), "db".into()], true)
@@ -235,12 +240,12 @@ mod tests {
                 .set_scale("p", &BTreeMap::from([("web".into(), 3)]))
                 .unwrap();
             store
-                .record_up("q", "name: q\n", Path::new("/srv/q"), None)
+                .record_up("q", "name: q\n", Path::new("/srv/q"), None, Default::default())
                 .unwrap();
             store.remove("q").unwrap();
             // `up web` starts web again; db stays stopped.
             store
-                .record_up("p", "name: p\n", Path::new("/srv/p"), Some(&["web".into()]))
+                .record_up("p", "name: p\n", Path::new("/srv/p"), Some(&["web".into()]), Default::default())
                 .unwrap();
         }
         let store = Store::open(&path).unwrap();

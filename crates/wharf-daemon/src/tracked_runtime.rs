@@ -71,8 +71,27 @@ impl Runtime for TrackedRuntime {
         self.inner.addresses(instance).await
     }
 
-    fn distinct_addresses(&self) -> bool {
-        self.inner.distinct_addresses()
+    fn distinct_addresses(&self, project: &str) -> bool {
+        self.inner.distinct_addresses(project)
+    }
+
+    fn runs_images(&self, project: &str) -> bool {
+        self.inner.runs_images(project)
+    }
+
+    async fn existing(
+        &self,
+        project: &str,
+    ) -> Result<Vec<wharf_runtime::ExistingInstance>, RuntimeError> {
+        self.inner.existing(project).await
+    }
+
+    async fn remove(&self, project: &str, instance: &str) -> Result<(), RuntimeError> {
+        self.inner.remove(project, instance).await
+    }
+
+    async fn remove_volumes(&self, project: &str) -> Result<Vec<String>, RuntimeError> {
+        self.inner.remove_volumes(project).await
     }
 
     async fn prepare(&self, project: &wharf_model::Project) -> Result<Vec<String>, RuntimeError> {

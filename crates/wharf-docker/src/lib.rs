@@ -465,11 +465,11 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
-    fn runs_images(&self) -> bool {
+    fn runs_images(&self, _project: &str) -> bool {
         true
     }
 
-    fn distinct_addresses(&self) -> bool {
+    fn distinct_addresses(&self, _project: &str) -> bool {
         true
     }
 
@@ -678,9 +678,10 @@ impl Runtime for DockerRuntime {
                 ));
             }
         }
+        // Images first: a missing one stops `up` before anything is created.
+        self.ensure_images(project).await?;
         self.create_networks(project).await?;
         self.create_volumes(project).await?;
-        self.ensure_images(project).await?;
         Ok(warnings)
     }
 

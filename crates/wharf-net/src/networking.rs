@@ -2,8 +2,11 @@
 //! verbs on them, one file each: `prepare` (a project's networks), `attach` (an instance starts;
 //! also `detach` when it stops), `release` (a project goes down; also `recover` after a crash).
 //!
-//! One lock over all of it: operations take a few milliseconds and must see each other's
-//! results (a hosts file lists the instances attached before it was written).
+//! One lock over all of it: operations must see each other's results (a hosts file lists the
+//! instances attached before it was written). The slow part of `attach` (a namespace, veths,
+//! addresses and routes: netlink round trips of a few milliseconds) runs without it, so that
+//! instances starting together are plumbed in parallel; what they share (bridges, addresses,
+//! names) is decided under it before, and recorded under it after.
 
 mod attach;
 mod prepare;
@@ -40,7 +43,7 @@ impl std::fmt::Debug for Networking {
 #[derive(Default)]
 struct State {
     /// The connection in the daemon's own namespace, made on first use.
-    host: Option<Netlink>,
+    host: Option<std::sync::Arc<Netlink>>,
     /// By engine-level network name.
     bridges: BTreeMap<String, Bridge>,
     /// By instance name.
@@ -234,14 +237,20 @@ impl Networking {
 impl State {
     /// The connection in the daemon's namespace.
     fn host(&mut self) -> Result<&Netlink, NetError> {
+        self.shared_host()?;
+        Ok(self.host.as_deref().expect("just set"))
+    }
+
+    /// The connection in the daemon's namespace, for use after the lock is released.
+    fn shared_host(&mut self) -> Result<std::sync::Arc<Netlink>, NetError> {
         if self.host.is_none() {
             let nl = Netlink::connect().map_err(|e| NetError::System {
                 what: "cannot open a netlink socket".into(),
                 reason: e.to_string(),
             })?;
-            self.host = Some(nl);
+            self.host = Some(std::sync::Arc::new(nl));
         }
-        Ok(self.host.as_ref().expect("just set"))
+        Ok(std::sync::Arc::clone(self.host.as_ref().expect("just set")))
     }
 }
 

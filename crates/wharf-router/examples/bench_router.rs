@@ -6,7 +6,9 @@
 //!     --listen 127.0.0.1:8081 --upstream 127.0.0.1:8080 --threads 2
 //! ```
 //!
-//! `--access-log FILE` adds a plain access log line per request (to measure its cost).
+//! `--access-log FILE` adds a plain access log line per request (to measure its cost). The
+//! connections are served by `Router::serve_on_threads` (`--threads` single-threaded runtimes);
+//! with `BENCH_ONE_RUNTIME=1`, by one multi-threaded runtime of `--threads` workers instead.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,15 +36,27 @@ fn parse_args() -> Result<Args, String> {
     let mut access_log = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
-            "--listen" => listen = Some(value.parse().map_err(|e| format!("--listen {value}: {e}"))?),
-            "--upstream" => {
-                upstream = Some(value.parse().map_err(|e| format!("--upstream {value}: {e}"))?)
+            "--listen" => {
+                listen = Some(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--listen {value}: {e}"))?,
+                )
             }
-            "--threads" => threads = value.parse().map_err(|e| format!("--threads {value}: {e}"))?,
+            "--upstream" => {
+                upstream = Some(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--upstream {value}: {e}"))?,
+                )
+            }
+            "--threads" => {
+                threads = value
+                    .parse()
+                    .map_err(|e| format!("--threads {value}: {e}"))?
+            }
             "--access-log" => access_log = Some(value),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -56,15 +70,19 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    let one_runtime = std::env::var_os("BENCH_ONE_RUNTIME").is_some();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("bench_router: {e}\nusage: bench_router --listen ADDR:PORT --upstream ADDR:PORT [--threads N] [--access-log FILE]");
+            eprintln!(
+                "bench_router: {e}\nusage: bench_router --listen ADDR:PORT --upstream ADDR:PORT [--threads N] [--access-log FILE]"
+            );
             return ExitCode::from(2);
         }
     };
+    // For signals and, with BENCH_ONE_RUNTIME, the connections.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
+        .worker_threads(if one_runtime { args.threads } else { 1 })
         .enable_all()
         .build()
     {
@@ -74,10 +92,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(args))
+    runtime.block_on(run(args, one_runtime))
 }
 
-async fn run(args: Args) -> ExitCode {
+async fn run(args: Args, one_runtime: bool) -> ExitCode {
     let labels = BTreeMap::from([("wharf.http.port".to_string(), "80".to_string())]);
     let entries = route::parse(&labels)
         .unwrap_or_default()
@@ -100,7 +118,11 @@ async fn run(args: Args) -> ExitCode {
     };
     let mut config = RouterConfig::default();
     if let Some(path) = &args.access_log {
-        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             Ok(file) => config.access_log = Some(AccessLog::plain(file)),
             Err(e) => {
                 eprintln!("bench_router: access log {path}: {e}");
@@ -129,29 +151,35 @@ async fn run(args: Args) -> ExitCode {
         "bench_router: {} -> {} with {} threads",
         args.listen, args.upstream, args.threads
     );
-    if std::env::var_os("PER_THREAD").is_some() {
-        let mut threads = Vec::new();
-        for _ in 0..args.threads {
-            let l = listener.try_clone().expect("clone");
-            let router = router.clone();
-            threads.push(std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-                rt.block_on(async move {
-                    l.set_nonblocking(true).expect("nb");
-                    let l = TcpListener::from_std(l).expect("l");
-                    router.serve(l, std::future::pending()).await;
-                });
-            }));
+    // The router's own threads (`Router::serve_on_threads`), unless BENCH_ONE_RUNTIME is set:
+    // then every connection is served by this multi-threaded runtime, for comparison.
+    if one_runtime {
+        let _ = listener.set_nonblocking(true);
+        match TcpListener::from_std(listener) {
+            Ok(listener) => {
+                router
+                    .serve(listener, async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await
+            }
+            Err(e) => {
+                eprintln!("bench_router: {e}");
+                return ExitCode::FAILURE;
+            }
         }
-        for t in threads { let _ = t.join(); }
         return ExitCode::SUCCESS;
     }
-    let _ = listener.set_nonblocking(true);
-    let listener = TcpListener::from_std(listener).expect("listener");
-    router
-        .serve(listener, async {
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    match router.serve_on_threads(listener, args.threads, stopped) {
+        Ok(_threads) => {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+            drop(stop);
+        }
+        Err(e) => {
+            eprintln!("bench_router: cannot start the router's threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
 }

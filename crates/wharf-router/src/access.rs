@@ -131,10 +131,7 @@ pub(crate) async fn forward_auth(
     set(headers, X_FORWARDED_METHOD, question.method.as_str());
     set(headers, X_FORWARDED_PROTO, question.proto);
     set(headers, X_FORWARDED_HOST, question.host);
-    let uri = question
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str());
+    let uri = question.uri.path_and_query().map_or("/", |p| p.as_str());
     set(headers, X_FORWARDED_URI, uri);
     set(headers, X_FORWARDED_FOR, &question.peer.to_string());
     let response = match tokio::time::timeout(timeout, client.request(req)).await {

@@ -172,7 +172,9 @@ pub struct WebSocketGuard {
 
 impl Drop for WebSocketGuard {
     fn drop(&mut self) {
-        self.metrics.websockets_active.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .websockets_active
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -442,9 +444,16 @@ mod tests {
         m.observe(200, Duration::from_millis(5));
         m.observe(503, Duration::from_millis(30));
         m.observe(200, Duration::from_secs(60));
-        let counts: Vec<u64> = m.latency.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = m
+            .latency
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
         assert_eq!(counts, [2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!((m.responses(200), m.responses(503), m.responses(42)), (3, 1, 0));
+        assert_eq!(
+            (m.responses(200), m.responses(503), m.responses(42)),
+            (3, 1, 0)
+        );
         assert_eq!(m.latency_sum_micros.load(Ordering::Relaxed), 60_038_000);
     }
 

@@ -249,7 +249,8 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Whether every instance gets addresses of its own, so that the address a connection
     /// comes from says which instance made it (`allow_from: service:<name>` needs this).
-    fn distinct_addresses(&self) -> bool {
+    fn distinct_addresses(&self, project: &str) -> bool {
+        let _ = project;
         false
     }
 
@@ -263,7 +264,8 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Whether the runtime runs images (an instance without `command` or `entrypoint` runs its
     /// image's own), rather than programs of this machine.
-    fn runs_images(&self) -> bool {
+    fn runs_images(&self, project: &str) -> bool {
+        let _ = project;
         false
     }
 

@@ -498,7 +498,7 @@ async fn start_step(
     for v in service
         .volumes
         .iter()
-        .filter(|_| !inner.runtime.runs_images())
+        .filter(|_| !inner.runtime.runs_images(&project.name))
     {
         if v.kind == wharf_model::project::VolumeType::Volume
             && let Some(source) = &v.source

@@ -82,7 +82,7 @@ pub fn instance_spec_for(
         number,
         base_env,
         volumes_dir,
-        runtime.runs_images(),
+        runtime.runs_images(&project.name),
     )
 }
 

@@ -122,6 +122,13 @@ pub struct UpArgs {
     /// Keep existing instances even when their configuration changed
     #[arg(long)]
     pub no_recreate: bool,
+    /// Remove the instances of services that are no longer in the project
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Where instances run: `native` (processes, the default) or `docker` (containers on the
+    /// Docker Engine); the project's `x-wharf: {runtime: ...}` says it too
+    #[arg(long, value_name = "RUNTIME", value_parser = ["native", "docker"])]
+    pub runtime: Option<String>,
     /// Only these services (and the services they depend on)
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,

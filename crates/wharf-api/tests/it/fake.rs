@@ -204,6 +204,7 @@ impl Control for FakeControl {
             working_dir: PathBuf::from("/srv/p"),
             user: None,
             wrapper: None,
+            engine: false,
         })
     }
 

@@ -246,3 +246,104 @@ services:
     assert_eq!(container_id(&format!("{n}-worker-1")), worker);
     sup.down_with(&n, true).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_container_carries_what_the_service_says() {
+    let Some(runtime) = engine().await else {
+        return;
+    };
+    let stack = Stack::new(
+        "keys",
+        r#"
+services:
+  web:
+    image: IMAGE
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    hostname: webhost
+    user: "1000:1000"
+    working_dir: /www
+    labels: {team: edge}
+    ports: ["127.0.0.1::80"]
+    expose: ["9000"]
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    ulimits:
+      nofile: {soft: 1024, hard: 2048}
+    extra_hosts: ["db.example:10.1.2.3"]
+    tmpfs: [/run]
+    shm_size: 32m
+    stop_signal: SIGINT
+    stop_grace_period: 3s
+    restart: on-failure:4
+    volumes:
+      - type: tmpfs
+        target: /scratch
+"#,
+    );
+    let sup = stack.supervisor(runtime, Arc::new(Lines::default()));
+    let n = stack.name.clone();
+    sup.up(stack.load(), UpOptions::default()).await.unwrap();
+    let web = format!("{n}-web-1");
+    let show = |format: &str| docker(&["inspect", "-f", format, &web]);
+    assert_eq!(
+        show("{{.Config.Hostname}} {{.Config.User}} {{.Config.WorkingDir}}"),
+        "webhost 1000:1000 /www"
+    );
+    assert_eq!(show("{{index .Config.Labels \"team\"}}"), "edge");
+    assert_eq!(
+        show("{{.HostConfig.CapAdd}} {{.HostConfig.CapDrop}}"),
+        "[NET_ADMIN] [MKNOD]"
+    );
+    assert_eq!(
+        show("{{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}"),
+        "nofile=1024:2048"
+    );
+    assert_eq!(show("{{.HostConfig.ExtraHosts}}"), "[db.example:10.1.2.3]");
+    assert_eq!(
+        show("{{.HostConfig.ShmSize}} {{.HostConfig.Init}}"),
+        "33554432 true"
+    );
+    assert_eq!(
+        show("{{.Config.StopSignal}} {{.Config.StopTimeout}}"),
+        "SIGINT 3"
+    );
+    assert_eq!(
+        show("{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"),
+        "on-failure 4"
+    );
+    assert_eq!(
+        show("{{range $k, $v := .HostConfig.Tmpfs}}{{$k}}{{end}}"),
+        "/run"
+    );
+    assert_eq!(
+        show("{{range .Mounts}}{{.Type}}:{{.Destination}}{{end}}"),
+        "tmpfs:/scratch"
+    );
+    assert!(show("{{json .Config.ExposedPorts}}").contains("9000/tcp"));
+
+    // The published port answers on the host's loopback (the Engine picked the port).
+    let port = docker(&["port", &web, "80/tcp"]);
+    let address = port.lines().next().unwrap().to_string();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    sup.wait_ready(&n, None, crate::READY).await.unwrap();
+    let mut body = String::new();
+    for _ in 0..100 {
+        // httpd may not listen yet: a bounded number of attempts, each waiting on the socket.
+        use std::io::{Read, Write};
+        if let Ok(mut s) = std::net::TcpStream::connect(&address) {
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            body.clear();
+            let _ = s.read_to_string(&mut body);
+            if body.starts_with("HTTP/1.") {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The server answers (404: the user 1000 instance serves an empty root owned by root).
+    assert!(
+        body.starts_with("HTTP/1.0 404") || body.starts_with("HTTP/1.1 404"),
+        "{body}"
+    );
+    sup.down_with(&n, true).await.unwrap();
+}

@@ -73,7 +73,8 @@ pub struct Stack {
 
 impl Stack {
     /// A project named `wharf-it-<case>-<pid>` whose compose file is `compose` with `IMAGE`
-    /// replaced by the test image (every service builds it from `./bb`).
+    /// replaced by the test image (every service builds it from `./bb`) and `init: true` (so
+    /// that busybox gets the stop signal it has no handler for as PID 1).
     pub fn new(case: &str, compose: &str) -> Stack {
         let name = format!("wharf-it-{case}-{}", std::process::id());
         let image = format!("{name}-bb:test");
@@ -103,7 +104,7 @@ impl Stack {
         let text = compose.replace(
             "IMAGE",
             &format!(
-                "{}\n    build: {}",
+                "{}\n    build: {}\n    init: true",
                 self.image,
                 self.dir.path().join("bb").display()
             ),
@@ -209,4 +210,3 @@ pub fn position(events: &[String], wanted: &str) -> usize {
         .position(|e| e == wanted)
         .unwrap_or_else(|| panic!("no event `{wanted}` in {events:#?}"))
 }
-

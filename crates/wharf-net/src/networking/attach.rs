@@ -7,8 +7,18 @@ use std::os::unix::fs::PermissionsExt;
 use super::{Instance, Link, Networking, Stack, State, instance_error, own_links};
 use crate::hosts;
 use crate::ifname;
+use crate::link::Netlink;
 use crate::netns::NetNs;
 use crate::{Attach, InstanceDef, Mode, NetError, Sandbox};
+
+/// One network of an instance about to be plumbed: what was decided under the lock.
+struct PlannedLink {
+    bridge_index: u32,
+    prefix: u8,
+    /// Its default route goes through this network's gateway (not `internal`).
+    gateway: Option<std::net::Ipv4Addr>,
+    link: Link,
+}
 
 impl Networking {
     /// Connects `def` as its mode says (creating its bridges if `prepare` did not) and returns
@@ -37,15 +47,13 @@ impl Networking {
                     }
                     Stack::Joined(x.clone())
                 }
-                Mode::Loopback => {
-                    let netns = self.namespace(netns, &def.name).await?;
-                    self.configure(&mut st, def, &netns, &[]).await?;
-                    Stack::Own {
-                        netns,
-                        links: Vec::new(),
-                    }
-                }
-                Mode::Networks(attachments) => {
+                Mode::Loopback | Mode::Networks(_) => {
+                    let attachments: &[Attach] = match &def.mode {
+                        Mode::Networks(a) => a,
+                        _ => &[],
+                    };
+                    // Under the lock: the bridges, and the addresses (two instances must never
+                    // lease the same one).
                     let mut warnings = Vec::new();
                     let mut created = false;
                     for a in attachments {
@@ -56,9 +64,33 @@ impl Networking {
                     if created {
                         self.apply_firewall(&st).await?;
                     }
-                    let netns = self.namespace(netns, &def.name).await?;
-                    match self.configure(&mut st, def, &netns, attachments).await {
-                        Ok(links) => Stack::Own { netns, links },
+                    let plan = match self.plan_links(&mut st, def, attachments) {
+                        Ok(plan) => plan,
+                        Err(e) => {
+                            self.abandon(&mut st, &def.name, attachments).await;
+                            return Err(e);
+                        }
+                    };
+                    let host = match attachments.is_empty() {
+                        true => None,
+                        false => Some(st.shared_host()?),
+                    };
+                    // Without it: the namespace, the links and the files, in parallel with
+                    // the other instances that start now.
+                    drop(st);
+                    let built = async {
+                        let netns = self.namespace(netns, &def.name).await?;
+                        self.configure(host.as_deref(), def, &netns, &plan).await?;
+                        self.write_files(&def.name)?;
+                        Ok::<_, NetError>(netns)
+                    }
+                    .await;
+                    st = self.lock().await;
+                    match built {
+                        Ok(netns) => Stack::Own {
+                            netns,
+                            links: plan.into_iter().map(|p| p.link).collect(),
+                        },
                         Err(e) => {
                             self.abandon(&mut st, &def.name, attachments).await;
                             return Err(e);
@@ -66,9 +98,6 @@ impl Networking {
                     }
                 }
             };
-            if let Stack::Own { .. } = stack {
-                self.write_files(&def.name)?;
-            }
             st.instances.insert(
                 def.name.clone(),
                 Instance {
@@ -126,15 +155,54 @@ impl Networking {
         }
     }
 
-    /// Loopback up, then per network: a veth from the bridge to `eth<i>`, its address, and the
-    /// default route through the first network that is not internal.
-    async fn configure(
+    /// Leases an address on each network and names the veths, under the lock.
+    fn plan_links(
         &self,
         st: &mut State,
         def: &InstanceDef,
-        netns: &NetNs,
         attachments: &[Attach],
-    ) -> Result<Vec<Link>, NetError> {
+    ) -> Result<Vec<PlannedLink>, NetError> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            instance_error(&def.name, format!("cannot {what}: {e}"))
+        };
+        let mut plan = Vec::new();
+        for a in attachments {
+            let network = &a.network.name;
+            let b = st
+                .bridges
+                .get_mut(network)
+                .ok_or_else(|| fail("attach", &format!("network {network} does not exist")))?;
+            let subnet = b.subnet;
+            let addr = b
+                .leases
+                .lease(subnet, &def.name, a.ipv4_address)
+                .map_err(|reason| {
+                    instance_error(&def.name, format!("network `{network}`: {reason}"))
+                })?;
+            plan.push(PlannedLink {
+                bridge_index: b.index,
+                prefix: subnet.prefix(),
+                gateway: (!b.internal).then(|| subnet.gateway()).flatten(),
+                link: Link {
+                    network: network.clone(),
+                    veth: ifname::veth(&self.config.scope, &def.name, network),
+                    addr,
+                    aliases: a.aliases.clone(),
+                },
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Loopback up, then per network: a veth from the bridge to `eth<i>`, its address, and the
+    /// default route through the first network that is not internal. Runs without the lock.
+    async fn configure(
+        &self,
+        host: Option<&Netlink>,
+        def: &InstanceDef,
+        netns: &NetNs,
+        plan: &[PlannedLink],
+    ) -> Result<(), NetError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             instance_error(&def.name, format!("cannot {what}: {e}"))
         };
@@ -151,49 +219,25 @@ impl Networking {
             .set_up(lo)
             .await
             .map_err(|e| fail("bring its loopback up", &crate::link::reason(&e)))?;
-        let mut links = Vec::new();
         let mut default_route = false;
-        for (n, a) in attachments.iter().enumerate() {
-            let network = &a.network.name;
-            let (bridge_index, subnet, internal, gateway) = {
-                let b = st
-                    .bridges
-                    .get_mut(network)
-                    .ok_or_else(|| fail("attach", &format!("network {network} does not exist")))?;
-                (b.index, b.subnet, b.internal, b.subnet.gateway())
-            };
-            let addr = st
-                .bridges
-                .get_mut(network)
-                .map(|b| b.leases.lease(subnet, &def.name, a.ipv4_address))
-                .transpose()
-                .map_err(|reason| {
-                    instance_error(&def.name, format!("network `{network}`: {reason}"))
-                })?
-                .ok_or_else(|| fail("attach", &format!("network {network} does not exist")))?;
-            let veth = ifname::veth(&self.config.scope, &def.name, network);
+        for (n, p) in plan.iter().enumerate() {
+            let host = host.ok_or_else(|| fail("attach", &"no netlink connection"))?;
+            let veth = &p.link.veth;
+            let addr = p.link.addr;
             let peer = format!("eth{n}");
-            let host = st.host()?;
-            host.delete(&veth)
+            host.delete(veth)
                 .await
                 .map_err(|e| fail("remove a stale veth", &crate::link::reason(&e)))?;
-            host.create_veth(&veth, bridge_index, netns.fd(), &peer)
+            host.create_veth(veth, p.bridge_index, netns.fd(), &peer)
                 .await
                 .map_err(|e| fail(&format!("create veth {veth}"), &crate::link::reason(&e)))?;
-            // Recorded at once, so that a failure below still removes it.
-            links.push(Link {
-                network: network.clone(),
-                veth,
-                addr,
-                aliases: a.aliases.clone(),
-            });
             let index = inside
                 .index(&peer)
                 .await
                 .map_err(|e| fail(&format!("find {peer}"), &crate::link::reason(&e)))?
                 .ok_or_else(|| fail(&format!("find {peer}"), &"it is not in the namespace"))?;
             inside
-                .add_address(index, addr, subnet.prefix())
+                .add_address(index, addr, p.prefix)
                 .await
                 .map_err(|e| {
                     fail(
@@ -205,10 +249,7 @@ impl Networking {
                 .set_up(index)
                 .await
                 .map_err(|e| fail(&format!("bring {peer} up"), &crate::link::reason(&e)))?;
-            if !internal
-                && !default_route
-                && let Some(gw) = gateway
-            {
+            if !default_route && let Some(gw) = p.gateway {
                 inside
                     .add_default_route(gw)
                     .await
@@ -216,7 +257,7 @@ impl Networking {
                 default_route = true;
             }
         }
-        Ok(links)
+        Ok(())
     }
 
     /// Removes what `instance` had (its veths and addresses; its namespace is returned, to be

@@ -42,7 +42,10 @@ async fn plain_lines_name_the_route_instance_and_request_id() {
     let line = lines.recv().await.expect("a line");
     let fields: Vec<&str> = line.split(' ').collect();
     assert_eq!(fields.len(), 11, "{line}");
-    assert!(fields[0].ends_with('Z') && fields[0].contains('T'), "{line}");
+    assert!(
+        fields[0].ends_with('Z') && fields[0].contains('T'),
+        "{line}"
+    );
     assert!(fields[1].starts_with("127.0.0.1:"), "{line}");
     assert_eq!(
         &fields[2..6],
@@ -74,9 +77,7 @@ async fn json_lines_parse_and_carry_every_field() {
     let t = table(&[("web", &[("wharf.http.port", "80")])], false, 1);
     let r = start_router(t, config).await;
     r.router.apply(&web.up("web", 80, true));
-    let a = Client::new(r.addr, false)
-        .get("web.test", "/j", &[])
-        .await;
+    let a = Client::new(r.addr, false).get("web.test", "/j", &[]).await;
     let line = lines.recv().await.expect("a line");
     let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     assert_eq!(v["method"], "GET");
@@ -86,7 +87,14 @@ async fn json_lines_parse_and_carry_every_field() {
     assert_eq!(v["bytes"], a.body.len());
     assert_eq!(v["route"], "web");
     assert_eq!(v["instance"], "web-1");
-    assert_eq!(v["request_id"], a.headers["x-request-id"].to_str().expect("id"));
+    assert_eq!(
+        v["request_id"],
+        a.headers["x-request-id"].to_str().expect("id")
+    );
     assert!(v["duration_seconds"].as_f64().is_some_and(|d| d >= 0.0));
-    assert!(v["client"].as_str().is_some_and(|c| c.starts_with("127.0.0.1:")));
+    assert!(
+        v["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("127.0.0.1:"))
+    );
 }

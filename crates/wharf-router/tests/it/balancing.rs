@@ -114,7 +114,10 @@ async fn hold_one_then_ten(balance: &str) -> (&'static str, Vec<String>) {
 async fn least_outstanding_avoids_the_busy_instance() {
     let (holder, answered) = hold_one_then_ten("least_outstanding").await;
     let other = if holder == "web-1" { "web-2" } else { "web-1" };
-    assert!(answered.iter().all(|b| b == other), "{holder} busy: {answered:?}");
+    assert!(
+        answered.iter().all(|b| b == other),
+        "{holder} busy: {answered:?}"
+    );
 }
 
 #[tokio::test]

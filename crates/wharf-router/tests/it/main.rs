@@ -11,6 +11,7 @@ mod metrics;
 mod pebble;
 mod routing;
 mod streaming;
+mod threads;
 mod tls;
 mod unavailable;
 mod websocket;

@@ -1,7 +1,6 @@
 //! `wharf daemon`: the daemon in the foreground, until SIGINT or SIGTERM.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,8 +14,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the wharf binary to run the shim")?;
     // As root, instances get the networks Compose describes (namespaces, bridges, names).
     let runtime = NativeRuntime::new(
-        NativeConfig::new(vec![exe.into_os_string(), OsString::from("__shim")])
-            .isolated(state_dir.root()),
+        NativeConfig::new(wharf_runtime::native::shim_next_to(&exe)).isolated(state_dir.root()),
     );
     let base_env: BTreeMap<String, String> = ["PATH", "HOME", "LANG", "TZ"]
         .into_iter()

@@ -8,6 +8,7 @@
 //! command sees the machine's processes).
 
 use std::ffi::CString;
+use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
@@ -36,6 +37,24 @@ pub fn run(flags: &ProjectFlags, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         .context("exec needs a command to run")?;
     // An isolated instance: the shim joins its network namespace, sees its /etc/hosts and
     // switches to its user and directory, then becomes the command.
+    // A container: the engine's client, with the caller's environment and a terminal when
+    // there is one.
+    if let (true, Some(wrapper)) = (context.engine, context.wrapper.as_ref()) {
+        let mut argv = wrapper.clone();
+        if std::io::stdin().is_terminal() && argv.len() >= 2 {
+            argv.insert(2, "-t".into());
+        }
+        let (client, client_args) = argv.split_first().context("an empty exec command")?;
+        let error = std::process::Command::new(client)
+            .args(client_args)
+            .arg(program)
+            .args(rest)
+            .exec();
+        bail!(
+            "cannot run `{client}` to reach {}: {error} (is the Docker CLI installed?)",
+            context.instance
+        );
+    }
     if let Some((shim, shim_args)) = context.wrapper.as_ref().and_then(|w| w.split_first()) {
         let error = std::process::Command::new(shim)
             .args(shim_args)

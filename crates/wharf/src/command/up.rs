@@ -45,6 +45,8 @@ pub fn run(flags: &ProjectFlags, args: &UpArgs) -> anyhow::Result<ExitCode> {
         no_recreate: args.no_recreate,
         wait: args.wait,
         wait_timeout_ms: args.wait_timeout.map(|s| s.saturating_mul(1000)),
+        runtime: args.runtime.clone(),
+        remove_orphans: args.remove_orphans,
     };
     let attached = !args.detach && !args.wait;
     super::block_on(up(project, request, attached))?
