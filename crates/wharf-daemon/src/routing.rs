@@ -28,7 +28,8 @@ use wharf_router::route::Source;
 use wharf_router::route::Tls as Tls_;
 use wharf_router::table::RouteEntry;
 use wharf_router::{
-    InstanceEvent, RouteTable, Router, RouterConfig, RouterSettings, Tls, TlsEvent, TlsSettings,
+    AccessLog, AccessSink, InstanceEvent, RouteTable, Router, RouterConfig, RouterSettings, Tls,
+    TlsEvent, TlsSettings,
 };
 use wharf_runtime::Runtime as _;
 use wharf_supervisor::{Drain, Health, InstanceState, Supervisor};
@@ -65,6 +66,71 @@ struct Listener {
     tls: Option<(Tls, SocketAddr)>,
     /// Dropped to stop accepting (HTTP, then HTTPS); open connections finish on their own.
     _stops: Vec<oneshot::Sender<()>>,
+}
+
+/// The size of the access log at which it is moved to `router-access.log.1` (replacing the
+/// previous one) and started anew.
+const ACCESS_LOG_CAP: u64 = 32 << 20;
+
+/// The access log's file, rotated at a size cap so that it never fills the disk.
+struct RotatingFile {
+    path: std::path::PathBuf,
+    cap: u64,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    written: u64,
+}
+
+impl RotatingFile {
+    fn new(path: std::path::PathBuf, cap: u64) -> RotatingFile {
+        RotatingFile {
+            path,
+            cap,
+            file: None,
+            written: 0,
+        }
+    }
+
+    fn open(&mut self) -> std::io::Result<&mut std::io::BufWriter<std::fs::File>> {
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.written = file.metadata()?.len();
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        Ok(self.file.as_mut().expect("opened above"))
+    }
+}
+
+impl AccessSink for RotatingFile {
+    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        if self.written >= self.cap {
+            if let Some(mut f) = self.file.take() {
+                f.flush()?;
+            }
+            let mut old = self.path.clone().into_os_string();
+            old.push(".1");
+            std::fs::rename(&self.path, old)?;
+        }
+        let file = self.open()?;
+        file.write_all(line.as_bytes())?;
+        file.write_all(b"\n")?;
+        self.written += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    fn idle(&mut self) -> std::io::Result<()> {
+        use std::io::Write as _;
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Serves `router` on `listener` (with TLS when given) until the returned sender is dropped.
@@ -117,6 +183,14 @@ impl Routing {
             tls_dir,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// `<state>/logs/router-access.log`.
+    fn access_log_path(&self) -> std::path::PathBuf {
+        self.tls_dir
+            .parent()
+            .map_or_else(|| self.tls_dir.clone(), |p| p.join("logs"))
+            .join("router-access.log")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -185,7 +259,14 @@ impl Routing {
                         project.name
                     )));
                 };
+                let access_log = settings.access_log.map(|format| {
+                    AccessLog::new(
+                        format,
+                        RotatingFile::new(self.access_log_path(), ACCESS_LOG_CAP),
+                    )
+                });
                 let config = RouterConfig {
+                    access_log,
                     trusted_proxies: settings.trusted_proxies.clone(),
                     service_identities: self.runtime.distinct_addresses(&project.name),
                     ..RouterConfig::default()

@@ -6,6 +6,7 @@
 //!     http: "0.0.0.0:80"          # default 0.0.0.0:80 as root, 127.0.0.1:8080 otherwise
 //!     https: "0.0.0.0:443"        # default 0.0.0.0:443 as root, 127.0.0.1:8443 otherwise
 //!     trusted_proxies: "10.0.0.0/8"   # peers whose X-Forwarded-* headers are believed
+//!     access_log: plain           # json | off; <state>/logs/router-access.log
 //!     acme:
 //!       email: ops@example.org
 //!       directory: https://acme-v02.api.letsencrypt.org/directory
@@ -22,12 +23,13 @@ use std::path::PathBuf;
 use serde_json::Value;
 use wharf_model::Project;
 
+use crate::access_log::AccessLogFormat;
 use crate::acme::ChallengeKind;
 use crate::cidr::Cidr;
 
 /// The keys `x-wharf` may hold (each read by the part of wharf it names).
 pub const X_WHARF_KEYS: &[&str] = &["router", "runtime"];
-const ROUTER_KEYS: &[&str] = &["http", "https", "trusted_proxies", "acme"];
+const ROUTER_KEYS: &[&str] = &["http", "https", "trusted_proxies", "access_log", "acme"];
 const ACME_KEYS: &[&str] = &["email", "directory", "ca_roots", "challenge"];
 
 /// Let's Encrypt's production directory, the ACME default.
@@ -43,6 +45,8 @@ pub struct RouterSettings {
     pub acme: AcmeSettings,
     /// How the ACME CA validates hosts (`acme.challenge`).
     pub challenge: ChallengeKind,
+    /// The access log's format; `None`: no access log.
+    pub access_log: Option<AccessLogFormat>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +104,7 @@ impl RouterSettings {
                 ca_roots: None,
             },
             challenge: ChallengeKind::default(),
+            access_log: Some(AccessLogFormat::Plain),
         }
     }
 
@@ -121,7 +126,10 @@ impl RouterSettings {
             return Ok(settings);
         };
         let Value::Object(router) = router else {
-            return Err(error("router", format!("must be a mapping, not {}", kind(router))));
+            return Err(error(
+                "router",
+                format!("must be a mapping, not {}", kind(router)),
+            ));
         };
         for (key, value) in router {
             let name = format!("router.{key}");
@@ -144,9 +152,27 @@ impl RouterSettings {
                         })
                         .collect::<Result<_, _>>()?;
                 }
+                "access_log" => {
+                    settings.access_log = match string(&name, value)?.as_str() {
+                        "plain" => Some(AccessLogFormat::Plain),
+                        "json" => Some(AccessLogFormat::Json),
+                        "off" => None,
+                        other => {
+                            return Err(error(
+                                &name,
+                                format!(
+                                    "`{other}` is not an access log format: use plain, json or off"
+                                ),
+                            ));
+                        }
+                    }
+                }
                 "acme" => {
                     let Value::Object(acme) = value else {
-                        return Err(error(&name, format!("must be a mapping, not {}", kind(value))));
+                        return Err(error(
+                            &name,
+                            format!("must be a mapping, not {}", kind(value)),
+                        ));
                     };
                     for (key, value) in acme {
                         let name = format!("router.acme.{key}");
@@ -157,7 +183,9 @@ impl RouterSettings {
                                 if !url.starts_with("https://") {
                                     return Err(error(
                                         &name,
-                                        format!("`{url}` is not an https:// URL of an ACME directory"),
+                                        format!(
+                                            "`{url}` is not an https:// URL of an ACME directory"
+                                        ),
                                     ));
                                 }
                                 settings.acme.directory = url;
@@ -191,7 +219,10 @@ impl RouterSettings {
 }
 
 fn unknown(keys: &[&str]) -> String {
-    format!("is not a setting of wharf (known here: {})", keys.join(", "))
+    format!(
+        "is not a setting of wharf (known here: {})",
+        keys.join(", ")
+    )
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -298,10 +329,12 @@ mod tests {
             ),
             (
                 "x-wharf: {router: {htps: x}}",
-                "x-wharf.router.htps: is not a setting of wharf (known here: http, https, trusted_proxies, acme)",
+                "x-wharf.router.htps: is not a setting of wharf (known here: http, https, trusted_proxies, access_log, acme)",
             ),
         ] {
-            let p = project(&format!("name: p\nservices: {{a: {{command: [x]}}}}\n{yaml}\n"));
+            let p = project(&format!(
+                "name: p\nservices: {{a: {{command: [x]}}}}\n{yaml}\n"
+            ));
             let e = RouterSettings::from_project(&p, false).expect_err(yaml);
             assert_eq!(e.to_string(), message);
         }
