@@ -1,26 +1,39 @@
 #!/usr/bin/env bash
 # The same health-gated stack on the Docker Engine, brought up by Debian's docker-compose and by
-# wharf's Docker runtime, from no containers to all healthy; then `up` again with one service
+# `wharf up --runtime docker`, from no containers to all healthy; then `up` again with one service
 # changed (only it is recreated).
 #
-# The stack (busybox images built locally, FROM scratch with Debian's busybox-static): db and
-# cache with health checks, api after both are healthy, web after api is healthy, worker after
-# api. docker-compose's `up -d` waits for the service_healthy dependencies itself; a poll of
+# The stack (a busybox image built once, locally, FROM scratch with Debian's busybox-static): db
+# and cache with health checks, api after both are healthy, web after api is healthy, worker after
+# api. docker-compose: `up -d` waits for the service_healthy dependencies itself; a poll of
 # `docker inspect` (every 50 ms) then waits until every container is healthy or running, as
-# `up --wait` would. wharf: the wharf-docker `up` example (supervisor + Docker runtime, no
-# daemon), which returns when the stack is ready (`up --wait`); its second run is a new process,
-# so it adopts the running containers first, as a restarted daemon does.
+# `up --wait` would. wharf: `wharf up -d --wait --runtime docker` (release build, its own
+# WHARF_STATE_DIR), which returns when every instance is healthy. wharf's daemon is started once
+# before the runs (a running service, as the Docker Engine is for docker-compose); `down` between
+# runs is not timed for either.
 #
-# Usage: bench/docker-up.sh [RUNS]   (default 5; prints medians and the ratio)
+# Usage: bench/docker-up.sh [RUNS]   (default 5; prints a Markdown table)
+# WHARF=/path/to/wharf benchmarks that binary instead of building target/release/wharf.
 set -euo pipefail
 runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wharf-docker --example up
-up="$root/target/release/examples/up"
+if [ -n "${WHARF:-}" ]; then
+  wharf=$WHARF
+else
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wharf
+  wharf="$root/target/release/wharf"
+fi
 image=wharf-bench-busybox:latest
 
 work=$(mktemp -d)
+export WHARF_STATE_DIR="$work/state"
+daemon=
 cleanup() {
+  if [ -n "$daemon" ]; then
+    "$wharf" -f "$work/benchwharf.yaml" down >/dev/null 2>&1 || true
+    kill "$daemon" 2>/dev/null || true
+    wait "$daemon" 2>/dev/null || true
+  fi
   for p in benchcompose benchwharf; do
     docker ps -aq --filter "label=com.docker.compose.project=$p" | xargs -r docker rm -f >/dev/null
     docker network ls -q --filter "label=com.docker.compose.project=$p" | xargs -r docker network rm >/dev/null
@@ -99,8 +112,16 @@ compose_up() {
   wait_ready benchcompose
 }
 compose_down() { docker-compose -f "$work/benchcompose.yaml" -p benchcompose down >/dev/null 2>&1; }
-wharf_up() { "$up" "$work/benchwharf.yaml" 2>/dev/null; }
-wharf_down() { "$up" "$work/benchwharf.yaml" --down 2>/dev/null; }
+wharf_up() { "$wharf" -f "$work/benchwharf.yaml" up -d --wait --runtime docker >/dev/null 2>&1; }
+wharf_down() { "$wharf" -f "$work/benchwharf.yaml" down >/dev/null 2>&1; }
+
+# wharf's daemon, kept by its pid.
+"$wharf" daemon >"$work/daemon.log" 2>&1 &
+daemon=$!
+until [ -S "$WHARF_STATE_DIR/wharf.sock" ]; do
+  kill -0 "$daemon" 2>/dev/null || { echo "wharf daemon did not start:"; cat "$work/daemon.log"; exit 1; }
+  sleep 0.05
+done
 
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
@@ -113,8 +134,10 @@ for i in $(seq "$runs"); do
   t=$(now_ms); compose_up; c_change+=($(( $(now_ms) - t )))
   compose_down
   t=$(now_ms); wharf_up; w_cold+=($(( $(now_ms) - t )))
+  all_ready benchwharf || { echo "wharf returned before the stack was ready"; exit 1; }
   write_compose benchwharf bonjour
   t=$(now_ms); wharf_up; w_change+=($(( $(now_ms) - t )))
+  all_ready benchwharf || { echo "wharf returned before the stack was ready"; exit 1; }
   wharf_down
 done
 
@@ -122,11 +145,11 @@ cm=$(printf '%s\n' "${c_cold[@]}" | median)
 wm=$(printf '%s\n' "${w_cold[@]}" | median)
 cc=$(printf '%s\n' "${c_change[@]}" | median)
 wc=$(printf '%s\n' "${w_change[@]}" | median)
-echo "docker-compose $(docker-compose version --short), Docker Engine $(docker version -f '{{.Server.Version}}'), $runs runs"
+echo "docker-compose $(docker-compose version --short), Docker Engine $(docker version -f '{{.Server.Version}}'), $("$wharf" --version), $runs runs, $(nproc) cores"
 echo
-echo "| | docker-compose up -d + poll | wharf (Docker runtime) | ratio |"
+echo "| | docker-compose up -d + poll | wharf up -d --wait --runtime docker | ratio (compose / wharf) |"
 echo "|---|---|---|---|"
-echo "| cold, to all healthy (median ms) | $cm | $wm | $(awk "BEGIN { printf \"%.2f\", $cm / $wm }") |"
+echo "| no containers -> all healthy (median ms) | $cm | $wm | $(awk "BEGIN { printf \"%.2f\", $cm / $wm }") |"
 echo "| up again, one service changed (median ms) | $cc | $wc | $(awk "BEGIN { printf \"%.2f\", $cc / $wc }") |"
 echo
 echo "all runs (ms): compose cold ${c_cold[*]}; wharf cold ${w_cold[*]}; compose change ${c_change[*]}; wharf change ${w_change[*]}"

@@ -17,7 +17,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "${WHARF:-}" ]; then
   wharf=$WHARF
 else
-  cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wharf
+  # With the small shim next to it, as installed (see wharf_runtime::native::shim_next_to).
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p wharf -p wharf-runtime \
+    --bin wharf --bin wharf-shim
   wharf="$root/target/release/wharf"
 fi
 
@@ -55,6 +57,9 @@ results=()
 rss_kb=0
 for i in $(seq 1 "$runs"); do
   "$wharf" -f "$compose" down >/dev/null 2>&1 || true
+  # A ready file left by the previous run would pass a probe that runs before the new
+  # instance's `rm`: every run starts without them.
+  rm -f "$work"/*.ready
   start=$(date +%s%N)
   "$wharf" -f "$compose" up -d --wait >/dev/null
   end=$(date +%s%N)

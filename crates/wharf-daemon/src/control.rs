@@ -373,7 +373,6 @@ impl Control for DaemonControl {
             no_recreate: request.no_recreate,
             scale,
             remove_orphans: request.remove_orphans,
-            ..UpOptions::default()
         };
         let report = self
             .supervisor

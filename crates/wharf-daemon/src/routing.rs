@@ -251,42 +251,38 @@ impl Routing {
                     .chain(std::iter::once(&table)),
             )
             .map_err(|e| ApiError::bad_request(format!("project `{}`: {e}", project.name)))?;
-            if !state.listeners.contains_key(&addr) {
-                let Some(listener) = bound_http else {
-                    // Another attach bound it meanwhile and then detached.
-                    return Err(ApiError::failed(format!(
-                        "project `{}`: the router on {addr} was closing; run the command again",
-                        project.name
-                    )));
-                };
-                let access_log = settings.access_log.map(|format| {
-                    AccessLog::new(
-                        format,
-                        RotatingFile::new(self.access_log_path(), ACCESS_LOG_CAP),
-                    )
-                });
-                let config = RouterConfig {
-                    access_log,
-                    trusted_proxies: settings.trusted_proxies.clone(),
-                    service_identities: self.runtime.distinct_addresses(&project.name),
-                    ..RouterConfig::default()
-                };
-                let router = Router::new(RouteTable::default(), config);
-                let stop = spawn_listener(&router, listener, None);
-                eprintln!("wharf daemon: router listening on http://{addr}");
-                state.listeners.insert(
-                    addr,
-                    Listener {
+            let listener = match state.listeners.entry(addr) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let Some(listener) = bound_http else {
+                        // Another attach bound it meanwhile and then detached.
+                        return Err(ApiError::failed(format!(
+                            "project `{}`: the router on {addr} was closing; run the command again",
+                            project.name
+                        )));
+                    };
+                    let access_log = settings.access_log.map(|format| {
+                        AccessLog::new(
+                            format,
+                            RotatingFile::new(self.access_log_path(), ACCESS_LOG_CAP),
+                        )
+                    });
+                    let config = RouterConfig {
+                        access_log,
+                        trusted_proxies: settings.trusted_proxies.clone(),
+                        service_identities: self.runtime.distinct_addresses(&project.name),
+                        ..RouterConfig::default()
+                    };
+                    let router = Router::new(RouteTable::default(), config);
+                    let stop = spawn_listener(&router, listener, None);
+                    eprintln!("wharf daemon: router listening on http://{addr}");
+                    v.insert(Listener {
                         router,
                         tls: None,
                         _stops: vec![stop],
-                    },
-                );
-            }
-            let listener = state
-                .listeners
-                .get_mut(&addr)
-                .expect("inserted above when missing");
+                    })
+                }
+            };
             if let (None, Some(https)) = (&listener.tls, bound_https) {
                 let tls = Tls::new(TlsSettings {
                     state_dir: self.tls_dir.clone(),

@@ -11,16 +11,207 @@ use bollard::models::{
 };
 use serde_json::Value as Json;
 use wharf_model::Project;
-use wharf_model::project::{HealthTest, RestartPolicy, Service, VolumeType};
+use wharf_model::project::{FileReference, HealthTest, RestartPolicy, Service, VolumeType};
 use wharf_runtime::{AttachmentSpec, InstanceSpec, NetworkModeSpec};
 
 use crate::{DockerError, labels};
 
-/// The create request and the networks to connect the container to after it is created (the
-/// create request takes one endpoint before API 1.44).
+/// The create request, the networks to connect the container to after it is created (the
+/// create request takes one endpoint before API 1.44), and the files to copy into it before it
+/// starts.
 pub struct ContainerPlan {
     pub body: ContainerCreateBody,
     pub more_networks: Vec<(String, EndpointSettings)>,
+    pub files: Vec<FileCopy>,
+}
+
+/// A secret or config given as `content:`, copied into the container before it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileCopy {
+    /// Absolute path in the container.
+    pub path: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// Service keys that the Docker runtime does not apply (yet): `prepare` names them in a warning
+/// rather than dropping them silently.
+pub const NOT_MAPPED: &[&str] = &[
+    "blkio_config",
+    "cgroup",
+    "cgroup_parent",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpuset",
+    "credential_spec",
+    "device_cgroup_rules",
+    "external_links",
+    "gpus",
+    "isolation",
+    "links",
+    "mac_address",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "platform",
+    "post_start",
+    "pre_stop",
+    "runtime",
+    "storage_opt",
+    "userns_mode",
+    "uts",
+    "volumes_from",
+];
+
+/// Build keys the Docker runtime does not apply (it sends context, dockerfile, args, target and
+/// labels to the Engine's classic builder).
+pub const BUILD_NOT_MAPPED: &[&str] = &[
+    "additional_contexts",
+    "cache_from",
+    "cache_to",
+    "dockerfile_inline",
+    "extra_hosts",
+    "isolation",
+    "network",
+    "no_cache",
+    "platforms",
+    "privileged",
+    "pull",
+    "secrets",
+    "shm_size",
+    "ssh",
+    "tags",
+    "ulimits",
+];
+
+/// What of `service` the Docker runtime leaves out, as one warning, if anything.
+pub fn not_mapped(service: &Service) -> Option<String> {
+    let mut keys: Vec<String> = NOT_MAPPED
+        .iter()
+        .filter(|k| service.extra.contains_key(**k))
+        .map(|k| format!("`{k}`"))
+        .collect();
+    if let Some(deploy) = service.extra.get("deploy").and_then(Json::as_object) {
+        for k in [
+            "placement",
+            "endpoint_mode",
+            "update_config",
+            "rollback_config",
+        ] {
+            if deploy.contains_key(k) {
+                keys.push(format!("`deploy.{k}`"));
+            }
+        }
+        let reservations = deploy
+            .get("resources")
+            .and_then(|r| r.get("reservations"))
+            .and_then(Json::as_object);
+        for k in ["cpus", "devices", "generic_resources"] {
+            if reservations.is_some_and(|r| r.contains_key(k)) {
+                keys.push(format!("`deploy.resources.reservations.{k}`"));
+            }
+        }
+    }
+    if let Some(build) = &service.build {
+        keys.extend(
+            BUILD_NOT_MAPPED
+                .iter()
+                .filter(|k| build.extra.contains_key(**k))
+                .map(|k| format!("`build.{k}`")),
+        );
+    }
+    (!keys.is_empty()).then(|| {
+        format!(
+            "service `{}`: the Docker runtime does not apply {}",
+            service.name,
+            keys.join(", ")
+        )
+    })
+}
+
+/// Where a secret or config goes in the container: secrets under `/run/secrets/` (their
+/// `target`, else their name), configs at their `target`, else `/<name>`, as Docker Compose
+/// places them.
+fn file_target(kind: &str, reference: &FileReference) -> String {
+    let target = reference.target.as_deref().unwrap_or(&reference.source);
+    if target.starts_with('/') {
+        target.to_string()
+    } else if kind == "secret" {
+        format!("/run/secrets/{target}")
+    } else {
+        format!("/{target}")
+    }
+}
+
+/// The service's `secrets:` and `configs:`: a `file:` one is bind-mounted read-only (Docker
+/// Compose does the same outside Swarm), a `content:` one is copied in with its mode, uid and
+/// gid; `environment:` and `external` ones cannot be had here and are refused with the reason.
+fn file_objects(
+    project: &Project,
+    service: &Service,
+    binds: &mut Vec<String>,
+    files: &mut Vec<FileCopy>,
+) -> Result<(), DockerError> {
+    let bad = |reason: String| DockerError::Service {
+        service: service.name.clone(),
+        reason,
+    };
+    let kinds = [
+        ("secret", &service.secrets, &project.secrets),
+        ("config", &service.configs, &project.configs),
+    ];
+    for (kind, references, objects) in kinds {
+        for reference in references {
+            let Some(object) = objects.get(&reference.source) else {
+                return Err(bad(format!(
+                    "{kind} `{}` is not defined in the top-level `{kind}s`",
+                    reference.source
+                )));
+            };
+            let path = file_target(kind, reference);
+            if let Some(file) = &object.file {
+                binds.push(format!("{}:{path}:ro", file.display()));
+            } else if let Some(content) = &object.content {
+                let id = |v: &Option<String>, what: &str| match v {
+                    None => Ok(0),
+                    Some(v) => v.parse::<u64>().map_err(|_| {
+                        bad(format!(
+                            "{kind} `{}`: {what} `{v}` is not a number; give the numeric id",
+                            reference.source
+                        ))
+                    }),
+                };
+                files.push(FileCopy {
+                    path,
+                    content: content.clone().into_bytes(),
+                    mode: reference.mode.unwrap_or(0o444),
+                    uid: id(&reference.uid, "uid")?,
+                    gid: id(&reference.gid, "gid")?,
+                });
+            } else if object.external {
+                return Err(bad(format!(
+                    "{kind} `{}` is external, which only Docker Swarm provides; define it with `file:` or `content:`",
+                    reference.source
+                )));
+            } else {
+                let variable = object.environment.as_deref().unwrap_or("?");
+                return Err(bad(format!(
+                    "{kind} `{}` comes from the environment variable {variable}, which the Docker runtime does not read; write it to a file and use `file:`",
+                    reference.source
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Engine's API version, `(major, minor)`.
@@ -225,6 +416,8 @@ pub fn plan(
             }
         }
     }
+    let mut files = Vec::new();
+    file_objects(project, service, &mut binds, &mut files)?;
     if !binds.is_empty() {
         host.binds = Some(binds);
     }
@@ -255,6 +448,28 @@ pub fn plan(
         .and_then(Json::as_f64)
         .map(|c| (c * 1e9) as i64);
     host.pids_limit = extra.get("pids_limit").and_then(Json::as_i64);
+    // `deploy.resources` outside Swarm, as Docker Compose applies it: limits where the
+    // top-level keys do not say, and the memory reservation.
+    let resources = extra.get("deploy").and_then(|d| d.get("resources"));
+    let limits = resources.and_then(|r| r.get("limits"));
+    host.memory = host
+        .memory
+        .or_else(|| bytes_of(limits.and_then(|l| l.get("memory"))));
+    host.nano_cpus = host.nano_cpus.or_else(|| {
+        let cpus = limits.and_then(|l| l.get("cpus"))?;
+        let cpus = cpus
+            .as_f64()
+            .or_else(|| cpus.as_str().and_then(|c| c.parse().ok()))?;
+        Some((cpus * 1e9) as i64)
+    });
+    host.pids_limit = host
+        .pids_limit
+        .or_else(|| limits.and_then(|l| l.get("pids")).and_then(Json::as_i64));
+    host.memory_reservation = bytes_of(
+        resources
+            .and_then(|r| r.get("reservations"))
+            .and_then(|r| r.get("memory")),
+    );
     host.dns = strings(extra.get("dns"));
     host.dns_search = strings(extra.get("dns_search"));
     host.security_opt = strings(extra.get("security_opt"));
@@ -443,5 +658,160 @@ pub fn plan(
     Ok(ContainerPlan {
         body,
         more_networks,
+        files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(source: &str, target: Option<&str>) -> FileReference {
+        FileReference {
+            source: source.into(),
+            target: target.map(str::to_string),
+            uid: None,
+            gid: None,
+            mode: None,
+            span: Default::default(),
+        }
+    }
+
+    #[test]
+    fn secrets_and_configs_land_where_compose_puts_them() {
+        assert_eq!(
+            file_target("secret", &reference("token", None)),
+            "/run/secrets/token"
+        );
+        assert_eq!(
+            file_target("secret", &reference("token", Some("api_key"))),
+            "/run/secrets/api_key"
+        );
+        assert_eq!(
+            file_target("secret", &reference("token", Some("/etc/key"))),
+            "/etc/key"
+        );
+        assert_eq!(file_target("config", &reference("motd", None)), "/motd");
+        assert_eq!(
+            file_target("config", &reference("motd", Some("/etc/motd"))),
+            "/etc/motd"
+        );
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn load(compose: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+        std::fs::write(dir.path().join("token.txt"), "s3cret").unwrap();
+        let options = wharf_model::LoadOptions {
+            files: vec![dir.path().join("compose.yaml")],
+            working_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        match wharf_model::load(&options) {
+            Ok(l) => l.project,
+            Err(d) => panic!("{d:?}"),
+        }
+    }
+
+    fn spec(project: &Project, service: &str) -> InstanceSpec {
+        InstanceSpec {
+            project: project.name.clone(),
+            service: service.into(),
+            number: 1,
+            name: format!("{}-{service}-1", project.name),
+            argv: Vec::new(),
+            working_dir: "/".into(),
+            environment: BTreeMap::new(),
+            user: None,
+            stop_signal: wharf_runtime::Signal::TERM,
+            network: None,
+        }
+    }
+
+    #[test]
+    fn deploy_resources_secrets_and_configs_reach_the_container() {
+        let project = load(
+            r#"
+name: p
+services:
+  a:
+    image: x
+    deploy:
+      resources:
+        limits: {memory: 1g, cpus: "1.5", pids: 100}
+        reservations: {memory: 128m}
+    secrets: [token]
+    configs:
+      - {source: motd, target: /etc/motd, mode: 0400, uid: "1000"}
+secrets:
+  token: {file: ./token.txt}
+configs:
+  motd: {content: hello}
+"#,
+        );
+        let service = &project.services["a"];
+        let plan = plan(&project, service, &spec(&project, "a"), "x", (1, 41), None).unwrap();
+        let host = plan.body.host_config.unwrap();
+        assert_eq!(host.memory, Some(1 << 30));
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.pids_limit, Some(100));
+        assert_eq!(host.memory_reservation, Some(128 << 20));
+        let binds = host.binds.unwrap();
+        assert_eq!(binds.len(), 1);
+        assert!(
+            binds[0].ends_with("/token.txt:/run/secrets/token:ro"),
+            "{binds:?}"
+        );
+        assert_eq!(
+            plan.files,
+            [FileCopy {
+                path: "/etc/motd".into(),
+                content: b"hello".to_vec(),
+                mode: 0o400,
+                uid: 1000,
+                gid: 0,
+            }]
+        );
+        assert_eq!(not_mapped(service), None);
+    }
+
+    #[test]
+    fn what_is_not_applied_is_named_and_an_environment_secret_is_refused() {
+        let project = load(
+            r#"
+name: p
+services:
+  a:
+    image: x
+    platform: linux/arm64
+    mac_address: "02:42:ac:11:00:02"
+    deploy:
+      placement: {constraints: ["node.role==manager"]}
+  b:
+    image: x
+    secrets: [key]
+secrets:
+  key: {environment: API_KEY}
+"#,
+        );
+        assert_eq!(
+            not_mapped(&project.services["a"]).unwrap(),
+            "service `a`: the Docker runtime does not apply `mac_address`, `platform`, `deploy.placement`"
+        );
+        let b = &project.services["b"];
+        let Err(e) = plan(&project, b, &spec(&project, "b"), "x", (1, 41), None) else {
+            panic!("an environment secret was accepted");
+        };
+        assert_eq!(
+            e.to_string(),
+            "service `b`: secret `key` comes from the environment variable API_KEY, which the Docker runtime does not read; write it to a file and use `file:`"
+        );
+    }
 }

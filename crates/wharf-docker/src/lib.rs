@@ -32,6 +32,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use wharf_model::Project;
@@ -75,6 +76,25 @@ impl From<DockerError> for RuntimeError {
     fn from(e: DockerError) -> Self {
         RuntimeError::Other(e.to_string())
     }
+}
+
+/// The `content:` secrets and configs of a container as a tar to extract at `/`.
+fn files_tar(files: &[container::FileCopy]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(f.content.len() as u64);
+        header.set_mode(f.mode);
+        header.set_uid(f.uid);
+        header.set_gid(f.gid);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(
+            &mut header,
+            f.path.trim_start_matches('/'),
+            f.content.as_slice(),
+        )?;
+    }
+    builder.into_inner()
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
@@ -399,6 +419,26 @@ impl DockerRuntime {
                     reason: format!("cannot connect it to network {network}: {e}"),
                 })?;
         }
+        if !plan.files.is_empty() {
+            let tar = files_tar(&plan.files).map_err(|e| RuntimeError::Start {
+                instance: spec.name.clone(),
+                program: image.clone(),
+                reason: format!("cannot pack its secrets and configs: {e}"),
+            })?;
+            let options = UploadToContainerOptionsBuilder::default().path("/").build();
+            self.docker
+                .upload_to_container(
+                    &created.id,
+                    Some(options),
+                    bollard::body_full(bytes::Bytes::from(tar)),
+                )
+                .await
+                .map_err(|e| RuntimeError::Start {
+                    instance: spec.name.clone(),
+                    program: image.clone(),
+                    reason: format!("cannot copy its secrets and configs into it: {e}"),
+                })?;
+        }
         Ok(())
     }
 
@@ -678,6 +718,7 @@ impl Runtime for DockerRuntime {
                 ));
             }
         }
+        warnings.extend(project.services.values().filter_map(container::not_mapped));
         // Images first: a missing one stops `up` before anything is created.
         self.ensure_images(project).await?;
         self.create_networks(project).await?;
@@ -799,17 +840,30 @@ impl Runtime for DockerRuntime {
             .map_err(|e| {
                 RuntimeError::Other(format!("cannot list the networks of {project}: {e}"))
             })?;
+        let mut failed = Vec::new();
         for n in networks {
             let Some(name) = n.name else { continue };
-            match self.docker.remove_network(&name).await {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    return Err(RuntimeError::Other(format!(
-                        "cannot remove network {name}: {e}"
-                    )));
+            // The Engine may still be releasing the endpoints of containers just removed.
+            let mut attempts = 0;
+            loop {
+                match self.docker.remove_network(&name).await {
+                    Ok(()) => break,
+                    Err(e) if is_not_found(&e) => break,
+                    Err(e) if e.to_string().contains("active endpoints") && attempts < 50 => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => {
+                        failed.push(format!(
+                            "cannot remove network {name}: {e} (`docker network inspect {name}` shows what is attached; an endpoint the Engine kept after its container went goes with an Engine restart)"
+                        ));
+                        break;
+                    }
                 }
             }
+        }
+        if !failed.is_empty() {
+            return Err(RuntimeError::Other(failed.join("; ")));
         }
         self.projects
             .lock()

@@ -13,29 +13,37 @@ pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forw
 pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Sets the forwarding headers for a request from `peer` that asked for `host` over `proto`.
-pub(crate) fn set(headers: &mut HeaderMap, peer: IpAddr, trusted: bool, proto: &str, host: &str) {
+/// Runs for every request: the common case (an untrusted peer) allocates two strings and copies
+/// nothing else.
+pub(crate) fn set(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    trusted: bool,
+    proto: &'static str,
+    host: &HeaderValue,
+) {
     let peer_text = peer.to_string();
-    let node = match peer {
-        IpAddr::V4(_) => peer_text.clone(),
-        IpAddr::V6(_) => format!("\"[{peer_text}]\""),
+    let host_text = host.to_str().unwrap_or_default();
+    let element = match peer {
+        IpAddr::V4(_) => format!("for={peer_text};host=\"{host_text}\";proto={proto}"),
+        IpAddr::V6(_) => format!("for=\"[{peer_text}]\";host=\"{host_text}\";proto={proto}"),
     };
-    let element = format!("for={node};host=\"{host}\";proto={proto}");
     if trusted {
         let xff = join(headers, &X_FORWARDED_FOR, &peer_text);
         let fwd = join(headers, &FORWARDED, &element);
-        insert(headers, X_FORWARDED_FOR, &xff);
-        insert(headers, FORWARDED, &fwd);
+        insert(headers, X_FORWARDED_FOR, xff);
+        insert(headers, FORWARDED, fwd);
         if !headers.contains_key(&X_FORWARDED_PROTO) {
-            insert(headers, X_FORWARDED_PROTO, proto);
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         }
         if !headers.contains_key(&X_FORWARDED_HOST) {
-            insert(headers, X_FORWARDED_HOST, host);
+            headers.insert(X_FORWARDED_HOST, host.clone());
         }
     } else {
-        insert(headers, X_FORWARDED_FOR, &peer_text);
-        insert(headers, X_FORWARDED_PROTO, proto);
-        insert(headers, X_FORWARDED_HOST, host);
-        insert(headers, FORWARDED, &element);
+        insert(headers, X_FORWARDED_FOR, peer_text);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+        headers.insert(X_FORWARDED_HOST, host.clone());
+        insert(headers, FORWARDED, element);
     }
 }
 
@@ -50,12 +58,16 @@ fn join(headers: &HeaderMap, name: &HeaderName, last: &str) -> String {
     parts.join(", ")
 }
 
-fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    // The host comes from the request's own headers; anything not valid there is dropped.
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
-    } else {
-        headers.remove(name);
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    // The host comes from the request's own headers; anything not valid there is dropped. The
+    // string becomes the value without a copy.
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
     }
 }
 
@@ -75,7 +87,7 @@ mod tests {
             "10.0.0.9".parse().expect("ip"),
             false,
             "http",
-            "example.org",
+            &HeaderValue::from_static("example.org"),
         );
         assert_eq!(h.get_all(X_FORWARDED_FOR).iter().count(), 1);
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.9");
@@ -94,7 +106,7 @@ mod tests {
             "::1".parse().expect("ip"),
             true,
             "http",
-            "example.org",
+            &HeaderValue::from_static("example.org"),
         );
         assert_eq!(h[X_FORWARDED_FOR], "1.2.3.4, ::1");
         assert_eq!(h[X_FORWARDED_PROTO], "https");

@@ -547,8 +547,7 @@ impl Router {
                 headers.append(name, value);
             }
         }
-        let host = authority.to_str().unwrap_or_default();
-        forwarded::set(&mut headers, peer.ip(), trusted, proto, host);
+        forwarded::set(&mut headers, peer.ip(), trusted, proto, &authority);
         headers.insert(X_REQUEST_ID, request_id.clone());
         headers.insert(header::HOST, authority.clone());
         let outgoing = Outgoing {

@@ -85,6 +85,7 @@ mod output;
 mod pidfd;
 mod spawner;
 mod start;
+mod vfork;
 
 use std::ffi::OsString;
 use std::io;

@@ -8,7 +8,8 @@
 //! and forwards) happens here, in a fresh process with one thread.
 //!
 //! `main` takes the arguments after the shim's own argv prefix (see [`crate::native`]), and is
-//! called by `src/bin/wharf-shim.rs` (this crate's tests) and by `wharf __shim`. It must run
+//! called by `src/bin/wharf-shim.rs` (the small program the daemon runs when it is installed
+//! next to `wharf`: [`crate::native::shim_next_to`]; this crate's tests) and by `wharf __shim`. It must run
 //! before the calling program starts any thread; it refuses to run otherwise.
 //!
 //! Three modes (`--mode`):
@@ -26,7 +27,8 @@
 //!   by the shim's parent having changed), SIGKILLs the program's group and every remaining
 //!   descendant (see `shim/reaper.rs`) before exiting. What can still escape is documented in
 //!   [`crate::native`].
-//! - `exec`: become the command (no fork), for `Runtime::exec`.
+//! - `exec`: become the command (no fork), for `wharf exec` (`Runtime::interactive_command`);
+//!   `Runtime::exec` takes the same steps without the shim (`native/enter.rs`).
 //!
 //! The program is started with: a new session (`setsid`), the namespaces given by `--setns`, the
 //! files given by `--bind` mounted over theirs in a private mount namespace, the working

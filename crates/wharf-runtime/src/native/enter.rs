@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -298,24 +298,11 @@ fn exec_failure(error: &io::Error, path: Option<&str>, program: &str) -> String 
     }
 }
 
-/// A pipe for the failing step's byte: the read end non-blocking, both close-on-exec.
+/// A pipe for the failing step's byte (and, from `native/vfork.rs`, the errno): the read end
+/// non-blocking, both close-on-exec.
 pub(super) fn failure_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let (read, write) = io::pipe()?;
     let read = OwnedFd::from(read);
     rustix::fs::fcntl_setfl(&read, rustix::fs::OFlags::NONBLOCK)?;
     Ok((read, OwnedFd::from(write)))
-}
-
-/// The byte a failed child wrote, if any.
-pub(super) fn failed_step(read: &OwnedFd) -> Option<u8> {
-    let mut byte = [0u8; 1];
-    match rustix::io::read(read, &mut byte) {
-        Ok(1) => Some(byte[0]),
-        _ => None,
-    }
-}
-
-/// The raw descriptor, for the hook.
-pub(super) fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }

@@ -6,25 +6,24 @@
 //! runs it with its own standard streams.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::libc;
 use rustix::process::{WaitId, WaitIdOptions, waitid};
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wharf_net::{Networking, Sandbox};
 
-use super::enter::{self, Context};
-use super::spawner::on_spawner_thread;
+use super::enter::Context;
+use super::spawner::vfork_on_spawner_thread;
+use super::vfork;
 use super::start::OUTPUT_DRAIN_GRACE;
-use super::{NativeConfig, describe, exit_code, pidfd};
+use super::{NativeConfig, describe, pidfd};
 use crate::shim::{Mode, ShimArgs};
 use crate::{ExecOutput, ExitStatus, InstanceHandle, RuntimeError};
 
@@ -86,34 +85,29 @@ pub(super) async fn exec(
     let context = contexts.get(net, instance).await.map_err(&fail)?;
     let (out_read, out_write) =
         io::pipe().map_err(|e| fail(format!("cannot create a pipe: {}", describe(&e))))?;
-    let out_write2 = out_write
-        .try_clone()
-        .map_err(|e| fail(format!("cannot duplicate a pipe: {}", describe(&e))))?;
-    let (failure_read, failure_write) = enter::failure_pipe()
-        .map_err(|e| fail(format!("cannot create a pipe: {}", describe(&e))))?;
-
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .env_clear()
-        .envs(&spec.environment)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out_write))
-        .stderr(Stdio::from(out_write2));
-    let hook = Arc::clone(&context).pre_exec(
-        rustix::process::getpid(),
-        enter::raw(&failure_write),
-    );
-    // SAFETY: the hook only makes raw syscalls (async-signal-safe) and allocates nothing.
-    unsafe { cmd.pre_exec(hook) };
-    let spawned = on_spawner_thread(cmd).await;
-    drop(failure_write);
-    let (mut child, pidfd) = spawned.map_err(|e| {
-        let path = spec.environment.get("PATH").map(String::as_str);
-        fail(context.failure(enter::failed_step(&failure_read), &e, path, &program))
-    })?;
-    let pid = child
-        .id()
-        .ok_or_else(|| fail("the command has no pid".into()))?;
+    let path = spec.environment.get("PATH").map(String::as_str);
+    let spawn = vfork::Spawn {
+        context: Arc::clone(&context),
+        candidates: candidates(&program, path).map_err(&fail)?,
+        argv: c_strings(argv.iter().cloned()).map_err(&fail)?,
+        envp: c_strings(spec.environment.iter().map(|(k, v)| format!("{k}={v}")))
+            .map_err(&fail)?,
+        stdin: std::fs::File::open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| fail(format!("cannot open /dev/null: {}", describe(&e))))?,
+        output: OwnedFd::from(out_write),
+    };
+    let spawned = vfork_on_spawner_thread(spawn)
+        .await
+        .map_err(|e| fail(format!("cannot start the command: {}", describe(&e))))?;
+    let vfork::Spawned { pid, pidfd } = match spawned {
+        Ok(spawned) => spawned,
+        Err(failure) => {
+            let error = io::Error::from_raw_os_error(failure.errno);
+            let step = (failure.step != 0).then_some(failure.step);
+            return Err(fail(context.failure(step, &error, path, &program)));
+        }
+    };
 
     let (stop, stopped) = oneshot::channel();
     let mut collector = tokio::spawn(collect_tail(OwnedFd::from(out_read), stopped));
@@ -123,7 +117,8 @@ pub(super) async fn exec(
     // The command is still unreaped (alive or a zombie): its pid is still its group's id.
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-    let status = child.wait().await;
+    exited(&pidfd).await;
+    let status = reap(&pidfd);
 
     let tail = match tokio::time::timeout(OUTPUT_DRAIN_GRACE, &mut collector).await {
         Ok(joined) => joined.unwrap_or_default(),
@@ -132,7 +127,7 @@ pub(super) async fn exec(
             collector.await.unwrap_or_default()
         }
     };
-    let status = finished.then(|| ExitStatus::Code(exit_code(status)));
+    let status = finished.then_some(ExitStatus::Code(status));
     Ok(ExecOutput {
         status,
         output: tail_text(&tail),
@@ -186,6 +181,40 @@ impl Contexts {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Arc<Context>)>> {
         self.by_instance.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where `execvp` would look for `program` with this `PATH` (unset: the C library's default).
+fn candidates(program: &str, path: Option<&str>) -> Result<Vec<CString>, String> {
+    if program.contains('/') {
+        return c_strings(std::iter::once(program.to_string()));
+    }
+    let dirs = path.unwrap_or("/bin:/usr/bin");
+    c_strings(dirs.split(':').map(|dir| match dir {
+        "" => program.to_string(),
+        dir => format!("{}/{program}", dir.trim_end_matches('/')),
+    }))
+}
+
+fn c_strings(items: impl Iterator<Item = String>) -> Result<Vec<CString>, String> {
+    items
+        .map(|s| {
+            CString::new(s).map_err(|e| {
+                let text = String::from_utf8_lossy(&e.into_vec()).replace('\0', "\\0");
+                format!("`{text}` contains a NUL byte")
+            })
+        })
+        .collect()
+}
+
+/// Reaps an exited child: its exit code, or 128+N when signal N killed it.
+fn reap(pidfd: &OwnedFd) -> i32 {
+    match waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED) {
+        Ok(Some(status)) => status
+            .exit_status()
+            .or_else(|| status.terminating_signal().map(|n| 128 + n))
+            .unwrap_or(super::UNKNOWN_EXIT),
+        _ => super::UNKNOWN_EXIT,
     }
 }
 

@@ -187,3 +187,21 @@ pub(super) async fn on_spawner_thread(mut cmd: Command) -> io::Result<(Child, Ow
     spawner()?.send(job).map_err(|_| gone())?;
     replied.await.map_err(|_| gone())?
 }
+
+/// Spawns a command with `clone(CLONE_VM | CLONE_VFORK)` on the spawner thread (see
+/// `native/vfork.rs`); the outer error when it could not be tried at all.
+pub(super) async fn vfork_on_spawner_thread(
+    spawn: super::vfork::Spawn,
+) -> io::Result<Result<super::vfork::Spawned, super::vfork::Failure>> {
+    let daemon = rustix::process::getpid();
+    let (reply, replied) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let result = super::vfork::spawn(&spawn, daemon);
+        // Closes the parent's copies of the child's descriptors.
+        drop(spawn);
+        let _ = reply.send(result);
+    });
+    let gone = || io::Error::other("the spawner thread is gone");
+    spawner()?.send(job).map_err(|_| gone())?;
+    replied.await.map_err(|_| gone())?
+}

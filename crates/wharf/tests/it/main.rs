@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod config;
+mod docker;
 mod routing;
 mod stack;
 mod verbs;
