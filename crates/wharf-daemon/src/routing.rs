@@ -65,7 +65,7 @@ struct Listener {
     /// The certificates and the HTTPS address, once a route asks for TLS (or `https` is set).
     tls: Option<(Tls, SocketAddr)>,
     /// Dropped to stop accepting (HTTP, then HTTPS); open connections finish on their own.
-    _stops: Vec<oneshot::Sender<()>>,
+    _stops: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 /// The size of the access log at which it is moved to `router-access.log.1` (replacing the
@@ -133,20 +133,34 @@ impl AccessSink for RotatingFile {
     }
 }
 
-/// Serves `router` on `listener` (with TLS when given) until the returned sender is dropped.
-fn spawn_listener(router: &Router, listener: TcpListener, tls: Option<Tls>) -> oneshot::Sender<()> {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let serving = router.clone();
-    let stopped = async move {
-        let _ = stopped.await;
-    };
-    tokio::spawn(async move {
-        match tls {
-            Some(tls) => serving.serve_tls(listener, &tls, stopped).await,
-            None => serving.serve(listener, stopped).await,
+/// Serves `router` on `listener` (with TLS when given) until the returned guard is dropped.
+/// Plain HTTP runs on threads of its own, one single-threaded runtime per core, as nginx's
+/// workers do ([`Router::serve_on_threads`]); TLS on the daemon's runtime.
+fn spawn_listener(
+    router: &Router,
+    listener: TcpListener,
+    tls: Option<Tls>,
+) -> std::io::Result<Box<dyn std::any::Any + Send>> {
+    match tls {
+        Some(tls) => {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let serving = router.clone();
+            tokio::spawn(async move {
+                serving
+                    .serve_tls(listener, &tls, async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+            });
+            Ok(Box::new(stop))
         }
-    });
-    stop
+        None => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let (stop, stopped) = tokio::sync::watch::channel(());
+            router.serve_on_threads(listener.into_std()?, threads, stopped)?;
+            Ok(Box::new(stop))
+        }
+    }
 }
 
 /// `wharf.http.tls.cert`/`.key` relative to the project directory, made absolute.
@@ -274,7 +288,12 @@ impl Routing {
                         ..RouterConfig::default()
                     };
                     let router = Router::new(RouteTable::default(), config);
-                    let stop = spawn_listener(&router, listener, None);
+                    let stop = spawn_listener(&router, listener, None).map_err(|e| {
+                        ApiError::failed(format!(
+                            "project `{}`: the router cannot serve {addr}: {e}",
+                            project.name
+                        ))
+                    })?;
                     eprintln!("wharf daemon: router listening on http://{addr}");
                     v.insert(Listener {
                         router,
@@ -293,9 +312,14 @@ impl Routing {
                 .map_err(|e| ApiError::failed(format!("project `{}`: {e}", project.name)))?;
                 log_tls_events(&tls);
                 listener.router.enable_https(&tls, settings.https.port());
-                listener
-                    ._stops
-                    .push(spawn_listener(&listener.router, https, Some(tls.clone())));
+                let stop =
+                    spawn_listener(&listener.router, https, Some(tls.clone())).map_err(|e| {
+                        ApiError::failed(format!(
+                            "project `{}`: the router cannot serve {}: {e}",
+                            project.name, settings.https
+                        ))
+                    })?;
+                listener._stops.push(stop);
                 eprintln!(
                     "wharf daemon: router listening on https://{}",
                     settings.https
@@ -589,18 +613,19 @@ impl Routing {
         out
     }
 
-    /// The routers' metrics in Prometheus' text format (the first listener's; with several
-    /// addresses, each router's block follows, under a comment naming its address).
+    /// The routers' metrics in Prometheus' text format: every family once, each series labelled
+    /// with its router's listen address when there are several.
     pub fn metrics(&self) -> String {
         let state = self.lock();
-        let mut text = String::new();
-        for (i, (addr, l)) in state.listeners.iter().enumerate() {
-            if i > 0 {
-                text.push_str(&format!("# router on {addr}\n"));
-            }
-            text.push_str(&l.router.metrics_text());
-        }
-        text
+        let addrs: Vec<String> = state.listeners.keys().map(ToString::to_string).collect();
+        let several = addrs.len() > 1;
+        let sets: Vec<(Option<&str>, &wharf_router::metrics::Metrics)> = state
+            .listeners
+            .values()
+            .zip(&addrs)
+            .map(|(l, a)| (several.then_some(a.as_str()), l.router.metrics()))
+            .collect();
+        wharf_router::metrics::Metrics::render_all(&sets)
     }
 
     /// Which route a URL matches on each listener, and why.

@@ -259,24 +259,40 @@ impl Metrics {
 
     /// Everything in Prometheus's text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        // `project="p",route="web"`, rendered once per route.
-        let routes: Vec<(String, Arc<RouteMetrics>)> = self
-            .routes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|((project, id), m)| {
+        Metrics::render_all(&[(None, self)])
+    }
+
+    /// The counters of several routers (one per listen address) in one exposition: each family
+    /// once, as the format requires, and each series labelled `listen="ADDR"` when an address is
+    /// given.
+    pub fn render_all(sets: &[(Option<&str>, &Metrics)]) -> String {
+        // `listen="a",project="p",route="web"`, rendered once per route.
+        let mut routes: Vec<(String, Arc<RouteMetrics>)> = Vec::new();
+        let mut unrouted: Vec<(String, Arc<RouteMetrics>)> = Vec::new();
+        let (mut dropped, mut errors) = (0, 0);
+        for (listen, metrics) in sets {
+            let prefix = listen.map_or(String::new(), |l| {
+                format!("listen=\"{}\",", escape_label(l))
+            });
+            let known = metrics
+                .routes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((project, id), m) in known.iter() {
                 let labels = format!(
-                    "project=\"{}\",route=\"{}\"",
+                    "{prefix}project=\"{}\",route=\"{}\"",
                     escape_label(project),
                     escape_label(id)
                 );
-                (labels, m.clone())
-            })
-            .collect();
-        let unrouted = ("project=\"\",route=\"\"".to_string(), self.unrouted.clone());
-        let all: Vec<&(String, Arc<RouteMetrics>)> =
-            routes.iter().chain(std::iter::once(&unrouted)).collect();
+                routes.push((labels, m.clone()));
+            }
+            drop(known);
+            let labels = format!("{prefix}project=\"\",route=\"\"");
+            unrouted.push((labels, metrics.unrouted.clone()));
+            dropped += metrics.access_log_dropped.load(Ordering::Relaxed);
+            errors += metrics.access_log_errors.load(Ordering::Relaxed);
+        }
+        let all: Vec<&(String, Arc<RouteMetrics>)> = routes.iter().chain(&unrouted).collect();
         let mut out = String::new();
 
         family(
@@ -394,22 +410,14 @@ impl Metrics {
             "counter",
             "Access log lines dropped because the writer fell behind.",
         );
-        let _ = writeln!(
-            out,
-            "wharf_router_access_log_dropped_total {}",
-            self.access_log_dropped.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "wharf_router_access_log_dropped_total {dropped}");
         family(
             &mut out,
             "wharf_router_access_log_errors_total",
             "counter",
             "Access log lines the sink failed to write.",
         );
-        let _ = writeln!(
-            out,
-            "wharf_router_access_log_errors_total {}",
-            self.access_log_errors.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "wharf_router_access_log_errors_total {errors}");
         out
     }
 }

@@ -140,8 +140,8 @@ impl NativeConfig {
 pub fn shim_next_to(exe: &Path) -> Vec<OsString> {
     use std::os::unix::fs::PermissionsExt;
     let small = exe.with_file_name("wharf-shim");
-    let executable = std::fs::metadata(&small)
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable =
+        std::fs::metadata(&small).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     if executable {
         vec![small.into_os_string()]
     } else {

@@ -122,3 +122,43 @@ async fn requests_are_counted_by_route_status_and_reason_and_prometheus_parses_t
     }
     drop(ws);
 }
+
+#[tokio::test]
+async fn several_routers_render_as_one_exposition_labelled_by_address() {
+    let web = Backend::start("web-1").await;
+    let t = table(&[("web", &[("wharf.http.port", "80")])], false, 1);
+    let a = start_router(t.clone(), RouterConfig::default()).await;
+    let b = start_router(t, RouterConfig::default()).await;
+    for r in [&a, &b] {
+        r.router.apply(&web.up("web", 80, true));
+    }
+    Client::new(a.addr, false).get("x.test", "/", &[]).await;
+    for _ in 0..2 {
+        Client::new(b.addr, false).get("x.test", "/", &[]).await;
+    }
+    let (la, lb) = (a.addr.to_string(), b.addr.to_string());
+    let text = wharf_router::metrics::Metrics::render_all(&[
+        (Some(&la), a.router.metrics()),
+        (Some(&lb), b.router.metrics()),
+    ]);
+    // Each family once, as the format requires.
+    assert_eq!(
+        text.matches("# TYPE wharf_router_requests_total ").count(),
+        1,
+        "{text}"
+    );
+    let parsed = parse_with_prometheus_client(&text);
+    for sample in [
+        format!(
+            r#"counter wharf_router_requests_total{{code="200",listen="{la}",project="p",route="web"}} 1"#
+        ),
+        format!(
+            r#"counter wharf_router_requests_total{{code="200",listen="{lb}",project="p",route="web"}} 2"#
+        ),
+    ] {
+        assert!(
+            parsed.lines().any(|l| l == sample),
+            "{sample}\nnot in\n{parsed}"
+        );
+    }
+}

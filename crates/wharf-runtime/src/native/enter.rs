@@ -35,7 +35,29 @@ pub(super) struct Context {
     binds: Vec<(PathBuf, CString, PathBuf, CString)>,
     workdir: (PathBuf, CString),
     /// `None` without a `user:`, or when the daemon does not run as root.
-    credentials: Option<(String, Credentials)>,
+    credentials: Option<(String, Ids)>,
+}
+
+/// Credentials as the raw syscalls take them.
+#[derive(Debug)]
+struct Ids {
+    uid: rustix::process::Uid,
+    gid: rustix::process::Gid,
+    groups: Vec<rustix::process::Gid>,
+}
+
+impl From<Credentials> for Ids {
+    fn from(c: Credentials) -> Ids {
+        Ids {
+            uid: rustix::process::Uid::from_raw(c.uid.as_raw()),
+            gid: rustix::process::Gid::from_raw(c.gid.as_raw()),
+            groups: c
+                .groups
+                .iter()
+                .map(|g| rustix::process::Gid::from_raw(g.as_raw()))
+                .collect(),
+        }
+    }
 }
 
 /// The steps of [`Context::pre_exec`], as written on the failure pipe.
@@ -110,7 +132,7 @@ impl Context {
         }
         let credentials = match user_spec {
             Some(u) if !u.is_empty() && rustix::process::geteuid().is_root() => {
-                Some((u.to_string(), user::resolve(u)?))
+                Some((u.to_string(), Ids::from(user::resolve(u)?)))
             }
             _ => None,
         };
@@ -205,14 +227,7 @@ impl Context {
                 rustix::process::chdir(self.workdir.1.as_c_str()),
             )?;
             if let Some((_, c)) = &self.credentials {
-                let groups: &[rustix::process::Gid] = {
-                    // SAFETY: nix's Gid and rustix's Gid are both a transparent gid_t.
-                    unsafe {
-                        std::slice::from_raw_parts(c.groups.as_ptr().cast(), c.groups.len())
-                    }
-                };
-                let gid = rustix::process::Gid::from_raw(c.gid.as_raw());
-                let uid = rustix::process::Uid::from_raw(c.uid.as_raw());
+                let (uid, gid, groups) = (c.uid, c.gid, c.groups.as_slice());
                 step(
                     Step::User,
                     rustix::thread::set_thread_groups(groups)

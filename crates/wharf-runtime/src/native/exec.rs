@@ -21,8 +21,8 @@ use wharf_net::{Networking, Sandbox};
 
 use super::enter::Context;
 use super::spawner::vfork_on_spawner_thread;
-use super::vfork;
 use super::start::OUTPUT_DRAIN_GRACE;
+use super::vfork;
 use super::{NativeConfig, describe, pidfd};
 use crate::shim::{Mode, ShimArgs};
 use crate::{ExecOutput, ExitStatus, InstanceHandle, RuntimeError};
@@ -90,8 +90,7 @@ pub(super) async fn exec(
         context: Arc::clone(&context),
         candidates: candidates(&program, path).map_err(&fail)?,
         argv: c_strings(argv.iter().cloned()).map_err(&fail)?,
-        envp: c_strings(spec.environment.iter().map(|(k, v)| format!("{k}={v}")))
-            .map_err(&fail)?,
+        envp: c_strings(spec.environment.iter().map(|(k, v)| format!("{k}={v}"))).map_err(&fail)?,
         stdin: std::fs::File::open("/dev/null")
             .map(OwnedFd::from)
             .map_err(|e| fail(format!("cannot open /dev/null: {}", describe(&e))))?,
@@ -267,6 +266,24 @@ fn tail_text(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looks_the_program_up_in_path_as_execvp_does() {
+        let names = |program: &str, path: Option<&str>| -> Vec<String> {
+            candidates(program, path)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            names("test", Some("/usr/local/bin:/usr/bin/::rel")),
+            ["/usr/local/bin/test", "/usr/bin/test", "test", "rel/test"]
+        );
+        assert_eq!(names("./check.sh", Some("/usr/bin")), ["./check.sh"]);
+        assert_eq!(names("true", None), ["/bin/true", "/usr/bin/true"]);
+        assert!(candidates("a\0b", Some("/bin")).is_err());
+    }
 
     #[test]
     fn keeps_the_end_of_the_output_on_a_character_boundary() {
