@@ -252,7 +252,10 @@ async fn routes(State(c): Shared, RawQuery(q): RawQuery) -> Response {
 async fn metrics(State(c): Shared) -> Response {
     match c.metrics().await {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

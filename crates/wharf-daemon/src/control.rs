@@ -350,7 +350,9 @@ impl Control for DaemonControl {
             )));
         }
         Self::check_services(&project, request.services.as_deref())?;
-        let kind = self.runtime_kind(&project, request.runtime.as_deref()).await?;
+        let kind = self
+            .runtime_kind(&project, request.runtime.as_deref())
+            .await?;
         // Routes are checked (and served) before anything is stored or started.
         self.routing.attach(&project).await?;
         let (owned, yaml, dir, services) = (

@@ -50,7 +50,9 @@ impl RuntimeKind {
             .and_then(RuntimeKind::parse)
             .map(Some)
             .ok_or_else(|| {
-                format!("x-wharf.runtime: `{value}` is not a runtime of wharf: use native or docker")
+                format!(
+                    "x-wharf.runtime: `{value}` is not a runtime of wharf: use native or docker"
+                )
             })
     }
 }

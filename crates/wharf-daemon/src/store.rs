@@ -231,7 +231,13 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             store
-                .record_up("p", "name: p\n", Path::new("/srv/p"), None, Default::default())
+                .record_up(
+                    "p",
+                    "name: p\n",
+                    Path::new("/srv/p"),
+                    None,
+                    Default::default(),
+                )
                 .unwrap();
             store
                 .set_stopped("p", &["web".into(), "db".into()], true)
@@ -240,12 +246,24 @@ mod tests {
                 .set_scale("p", &BTreeMap::from([("web".into(), 3)]))
                 .unwrap();
             store
-                .record_up("q", "name: q\n", Path::new("/srv/q"), None, Default::default())
+                .record_up(
+                    "q",
+                    "name: q\n",
+                    Path::new("/srv/q"),
+                    None,
+                    Default::default(),
+                )
                 .unwrap();
             store.remove("q").unwrap();
             // `up web` starts web again; db stays stopped.
             store
-                .record_up("p", "name: p\n", Path::new("/srv/p"), Some(&["web".into()]), Default::default())
+                .record_up(
+                    "p",
+                    "name: p\n",
+                    Path::new("/srv/p"),
+                    Some(&["web".into()]),
+                    Default::default(),
+                )
                 .unwrap();
         }
         let store = Store::open(&path).unwrap();

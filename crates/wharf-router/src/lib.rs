@@ -21,8 +21,8 @@
 //! every swap.
 
 mod access;
-pub mod acme;
 pub mod access_log;
+pub mod acme;
 pub mod cidr;
 pub mod error;
 mod forwarded;

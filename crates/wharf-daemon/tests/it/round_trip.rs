@@ -109,7 +109,13 @@ fn a_stored_project_survives_reopening_the_store() {
     {
         let store = Store::open(&path).unwrap();
         store
-            .record_up(&original.name, &yaml, &original.working_dir, None, Default::default())
+            .record_up(
+                &original.name,
+                &yaml,
+                &original.working_dir,
+                None,
+                Default::default(),
+            )
             .unwrap();
     }
     let store = Store::open(&path).unwrap();

@@ -44,7 +44,9 @@ pub fn run(flags: &ProjectFlags, args: &RoutesArgs) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     if answer.routes.is_empty() {
-        println!("no routes: give a service the label wharf.http.port (and wharf.http.host, wharf.http.path)");
+        println!(
+            "no routes: give a service the label wharf.http.port (and wharf.http.host, wharf.http.path)"
+        );
     } else {
         print!("{}", table(&answer.routes, query.project.is_none()));
     }

@@ -262,24 +262,12 @@ fn no_request_fails_while_scaling_and_killing_and_a_websocket_stays_open() {
     assert_eq!(ws.echo("first"), "first");
 
     let load = Load::start(router);
-    stack
-        .wharf()
-        .args(["scale", "web=3"])
-        .assert()
-        .success();
+    stack.wharf().args(["scale", "web=3"]).assert().success();
     wait_web(&stack, 3);
-    stack
-        .wharf()
-        .args(["scale", "web=1"])
-        .assert()
-        .success();
+    stack.wharf().args(["scale", "web=1"]).assert().success();
     wait_web(&stack, 1);
     assert_eq!(ws.echo("after scaling down"), "after scaling down");
-    stack
-        .wharf()
-        .args(["scale", "web=3"])
-        .assert()
-        .success();
+    stack.wharf().args(["scale", "web=3"]).assert().success();
     wait_web(&stack, 3);
 
     // SIGKILL of one replica (its shim: the whole instance goes at once).
@@ -320,20 +308,21 @@ fn no_request_fails_while_scaling_and_killing_and_a_websocket_stays_open() {
         failures.len(),
         &failures[..failures.len().min(10)]
     );
-    eprintln!("{made} requests while scaling 1 -> 3 -> 1 -> 3, a SIGKILL and a route change: none failed");
+    eprintln!(
+        "{made} requests while scaling 1 -> 3 -> 1 -> 3, a SIGKILL and a route change: none failed"
+    );
     assert_eq!(ws.echo("after a route change"), "after a route change");
     let (status, body) = get(router, "/docs/x").expect("a response");
     assert_eq!(status, 200, "{body}");
     assert!(body.ends_with(" /docs/x\n"), "{body}");
 
     // Nothing healthy: 503 with the reason.
-    stack
-        .wharf()
-        .args(["scale", "web=0"])
-        .assert()
-        .success();
+    stack.wharf().args(["scale", "web=0"]).assert().success();
     let (status, body) = get(router, "/").expect("a response");
-    assert_eq!((status, body.trim()), (503, "web: 0 of 3 instances healthy"));
+    assert_eq!(
+        (status, body.trim()),
+        (503, "web: 0 of 3 instances healthy")
+    );
 
     let metrics = {
         let client = wharf_api::Client::new(stack.state().join("wharf.sock"));
@@ -349,7 +338,8 @@ fn no_request_fails_while_scaling_and_killing_and_a_websocket_stays_open() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"wharf_router_requests_total{project="routed",route="web",code="503"} 1"#),
+        metrics
+            .contains(r#"wharf_router_requests_total{project="routed",route="web",code="503"} 1"#),
         "{metrics}"
     );
 
@@ -472,7 +462,9 @@ services:
     let out = stack.wharf().args(["up", "-d"]).assert().failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(
-        err.contains("service `api`: label `wharf.http.allow_from`: `service:shell` cannot be enforced"),
+        err.contains(
+            "service `api`: label `wharf.http.allow_from`: `service:shell` cannot be enforced"
+        ),
         "{err}"
     );
     // Nothing was stored or started: the daemon does not know the project.
