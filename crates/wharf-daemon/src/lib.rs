@@ -84,12 +84,23 @@ pub async fn run(
     let store = Arc::new(store::Store::open(&state_dir.store())?);
     let logs = log_store::LogStore::open(state_dir.logs(), config.log_cap)
         .map_err(|e| DaemonError::io("cannot open the log directory", &state_dir.logs(), e))?;
+    // Build and pull progress goes to the log and to the project's event listeners, through
+    // the supervisor made below.
+    let announcer: Arc<std::sync::OnceLock<Supervisor>> = Arc::new(std::sync::OnceLock::new());
+    let announcing = Arc::clone(&announcer);
     let runtimes = Arc::new(runtimes::Runtimes::new(
         config.runtime,
-        Box::new(|| {
-            Box::pin(async {
+        Box::new(move || {
+            let announcing = Arc::clone(&announcing);
+            Box::pin(async move {
                 let progress: wharf_docker::Progress =
-                    Arc::new(|line: &str| eprintln!("wharf daemon: docker: {line}"));
+                    Arc::new(move |project: &str, line: &str| {
+                        eprintln!("wharf daemon: project `{project}`: {line}");
+                        if let Some(supervisor) = announcing.get() {
+                            let (service, text) = line.split_once(": ").unwrap_or(("", line));
+                            supervisor.announce(project, service, text);
+                        }
+                    });
                 wharf_docker::DockerRuntime::connect()
                     .await
                     .map(|d| Arc::new(d.with_progress(progress)) as Arc<dyn Runtime>)
@@ -109,6 +120,7 @@ pub async fn run(
             backoff: Backoff::default(),
         },
     );
+    let _ = announcer.set(supervisor.clone());
     let routing = Arc::new(routing::Routing::new(
         Arc::clone(&runtime),
         supervisor.clone(),

@@ -486,7 +486,10 @@ impl Routing {
                 service,
                 instance: name,
             }),
-            EventKind::Created | EventKind::Starting | EventKind::DependencyFailed { .. } => None,
+            EventKind::Created
+            | EventKind::Starting
+            | EventKind::DependencyFailed { .. }
+            | EventKind::Progress { .. } => None,
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn ensure(
     service: &Service,
     progress: &Progress,
 ) -> Result<String, DockerError> {
+    let progress = &|line: &str| progress(&project.name, line);
     let image = labels::image_name(project, service);
     let policy = PullPolicy::of(service)?;
     if let Some(build) = &service.build {
@@ -95,7 +96,7 @@ async fn build(
     service: &Service,
     build: &wharf_model::project::Build,
     image: &str,
-    progress: &Progress,
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), DockerError> {
     let context = Path::new(&build.context);
     if !context.is_absolute() {
@@ -181,7 +182,7 @@ async fn pull(
     docker: &Docker,
     service: &Service,
     image: &str,
-    progress: &Progress,
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), DockerError> {
     let (name, tag) = split_reference(image);
     progress(&format!("{}: pulling {image}", service.name));

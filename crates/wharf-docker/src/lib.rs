@@ -51,8 +51,9 @@ pub use attach::ContainerHandle;
 use attach::{LogMarks, Since};
 use container::ApiVersion;
 
-/// Where build and pull progress goes, one line at a time.
-pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+/// Where build and pull progress goes, one line at a time: the project, then the line (which
+/// starts with the service's name).
+pub type Progress = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -156,7 +157,7 @@ impl DockerRuntime {
             api,
             projects: Mutex::new(HashMap::new()),
             marks: Arc::new(Mutex::new(HashMap::new())),
-            progress: Arc::new(|_| {}),
+            progress: Arc::new(|_, _| {}),
         })
     }
 

@@ -121,6 +121,11 @@ pub enum EventKind {
         message: String,
         required: bool,
     },
+    /// A step of getting a service ready to run that is not an instance's (an image built or
+    /// pulled); the event's instance is `<service> image`.
+    Progress {
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -256,6 +261,20 @@ impl Supervisor {
                 drain: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Tells the project's event listeners (`up`'s progress display, `wharf events`) about a
+    /// step of preparing `service` (its image being built or pulled).
+    pub fn announce(&self, project: &str, service: &str, message: &str) {
+        let _ = self.inner.events.send(Event {
+            at: SystemTime::now(),
+            project: project.to_string(),
+            service: service.to_string(),
+            instance: format!("{service} image"),
+            kind: EventKind::Progress {
+                message: message.to_string(),
+            },
+        });
     }
 
     /// Sets what is asked before every graceful stop; once (later calls are ignored).

@@ -84,6 +84,7 @@ impl Progress {
                 required: true,
             } => (format!("not started: {message}"), true),
             EventKind::DependencyFailed { message, .. } => (format!("warning: {message}"), false),
+            EventKind::Progress { message } => (message.clone(), true),
         }
     }
 

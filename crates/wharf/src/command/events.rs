@@ -61,6 +61,7 @@ fn text(e: &Event) -> String {
             let what = if *required { "not started" } else { "warning" };
             format!("{what}: {message}")
         }
+        EventKind::Progress { message } => message.clone(),
     };
     format!("{} {} {what}", rfc3339_millis(e.at), e.instance)
 }
