@@ -184,8 +184,12 @@ pub struct DownRequest {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownResponse {
-    /// The directories of the volumes that were removed.
+    /// The directories of the volumes that were removed (the engine's volume names, on Docker).
     pub removed_volumes: Vec<PathBuf>,
+    /// What could not be removed once every instance had stopped (an engine network that keeps
+    /// an endpoint, say): the project is forgotten anyway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One route of the router, for `wharf routes`.

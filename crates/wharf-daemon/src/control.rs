@@ -662,11 +662,17 @@ impl Control for DaemonControl {
     async fn down(&self, name: &str, volumes: bool) -> Result<DownResponse, ApiError> {
         self.restored().await;
         let project = self.project(name).await?;
-        let engine_volumes = self
-            .supervisor
-            .down_with(name, volumes)
-            .await
-            .map_err(supervisor_error)?;
+        // Every instance stops first; what the runtime cannot remove after that (an engine
+        // network with a stale endpoint) is a warning, and the project is forgotten anyway.
+        let mut warnings = Vec::new();
+        let engine_volumes = match self.supervisor.down_with(name, volumes).await {
+            Ok(v) => v,
+            Err(SupervisorError::Failed(problems)) => {
+                warnings = problems;
+                Vec::new()
+            }
+            Err(e) => return Err(supervisor_error(e)),
+        };
         self.routing.detach(name);
         let owned = name.to_string();
         self.with_store(move |s| s.remove(&owned)).await?;
@@ -691,6 +697,9 @@ impl Control for DaemonControl {
                 }
             }
         }
-        Ok(DownResponse { removed_volumes })
+        Ok(DownResponse {
+            removed_volumes,
+            warnings,
+        })
     }
 }

@@ -193,20 +193,24 @@ impl Supervisor {
         }
         // What the runtime has of the project without this supervisor knowing it (adopted
         // nothing yet after a daemon restart) goes too.
-        self.inner.runtime.release(project).await.map_err(|e| {
-            SupervisorError::Failed(vec![format!("cannot release project {project}: {e}")])
-        })?;
-        if !volumes {
-            return Ok(Vec::new());
+        // Volumes go even when a network could not: each problem is reported.
+        let mut problems = Vec::new();
+        if let Err(e) = self.inner.runtime.release(project).await {
+            problems.push(format!("cannot release project {project}: {e}"));
         }
-        self.inner
-            .runtime
-            .remove_volumes(project)
-            .await
-            .map_err(|e| {
-                SupervisorError::Failed(vec![format!(
+        let mut removed = Vec::new();
+        if volumes {
+            match self.inner.runtime.remove_volumes(project).await {
+                Ok(v) => removed = v,
+                Err(e) => problems.push(format!(
                     "cannot remove the volumes of project {project}: {e}"
-                )])
-            })
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok(removed)
+        } else {
+            Err(SupervisorError::Failed(problems))
+        }
     }
 }

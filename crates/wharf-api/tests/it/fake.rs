@@ -232,6 +232,7 @@ impl Control for FakeControl {
         self.record(format!("down {p} volumes={volumes}"));
         Ok(DownResponse {
             removed_volumes: vec![PathBuf::from("/state/volumes/p_data")],
+            warnings: Vec::new(),
         })
     }
 }

@@ -32,6 +32,9 @@ pub fn run(flags: &ProjectFlags, args: &DownArgs) -> anyhow::Result<ExitCode> {
                 for v in r.removed_volumes {
                     eprintln!("removed volume data {}", v.display());
                 }
+                for w in r.warnings {
+                    eprintln!("warning: {w}");
+                }
                 eprintln!("{name}: down");
                 Ok(ExitCode::SUCCESS)
             }
