@@ -117,6 +117,7 @@ name: wharf-bench-router
 x-wharf:
   router:
     http: 127.0.0.1:$DAEMON_ROUTER_PORT
+    access_log: "off"
 services:
   upstream:
     command: ["nginx", "-c", "$WORK/upstream.conf", "-p", "$WORK"]
@@ -148,7 +149,7 @@ WORKERS[direct]="nginx worker_processes $THREADS"
 
 start_wharf_daemon() {
   PORT[wharf-daemon]=$DAEMON_ROUTER_PORT
-  WORKERS[wharf-daemon]="the daemon's runtime"
+  WORKERS[wharf-daemon]="serve_on_threads $(nproc), in the daemon"
   wait_ready wharf-daemon "http://127.0.0.1:$DAEMON_ROUTER_PORT/small"
   "$WHARF_BIN" -f "$WORK/compose.yaml" routes >&2
 }
