@@ -224,6 +224,22 @@ fn nanos(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// A mapping of the model's extra keys (`driver_opts`, `sysctls`, logging `options`) as the
+/// Engine wants it: every value a string (numbers and booleans written as JSON writes them).
+pub(crate) fn string_map(v: Option<&Json>) -> Option<HashMap<String, String>> {
+    v.and_then(Json::as_object).map(|o| {
+        o.iter()
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                (k.clone(), v)
+            })
+            .collect()
+    })
+}
+
 fn strings(v: Option<&Json>) -> Option<Vec<String>> {
     match v? {
         Json::Array(items) => Some(
@@ -476,17 +492,7 @@ pub fn plan(
     host.group_add = strings(extra.get("group_add"));
     host.pid_mode = extra.get("pid").and_then(Json::as_str).map(str::to_string);
     host.ipc_mode = extra.get("ipc").and_then(Json::as_str).map(str::to_string);
-    host.sysctls = extra.get("sysctls").and_then(Json::as_object).map(|m| {
-        m.iter()
-            .map(|(k, v)| {
-                let v = v
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string());
-                (k.clone(), v)
-            })
-            .collect()
-    });
+    host.sysctls = string_map(extra.get("sysctls"));
     if let Some(devices) = extra.get("devices").and_then(Json::as_array) {
         let mut out = Vec::new();
         for d in devices {
@@ -573,17 +579,7 @@ pub fn plan(
                 .get("driver")
                 .and_then(Json::as_str)
                 .map(str::to_string),
-            config: logging.get("options").and_then(Json::as_object).map(|o| {
-                o.iter()
-                    .map(|(k, v)| {
-                        let v = v
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string());
-                        (k.clone(), v)
-                    })
-                    .collect()
-            }),
+            config: string_map(logging.get("options")),
         });
     }
     let (name, retries) = match service.restart {

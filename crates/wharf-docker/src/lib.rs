@@ -242,21 +242,7 @@ impl DockerRuntime {
                     ..Default::default()
                 })
                 .collect();
-            let options = network
-                .extra
-                .get("driver_opts")
-                .and_then(|o| o.as_object())
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| {
-                            let v = v
-                                .as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| v.to_string());
-                            (k.clone(), v)
-                        })
-                        .collect()
-                });
+            let options = container::string_map(network.extra.get("driver_opts"));
             let request = NetworkCreateRequest {
                 name: network.name.clone(),
                 driver: Some(network.driver.clone().unwrap_or_else(|| "bridge".into())),
@@ -312,21 +298,7 @@ impl DockerRuntime {
                     volume.name, volume.name
                 )));
             }
-            let driver_opts = volume
-                .extra
-                .get("driver_opts")
-                .and_then(|o| o.as_object())
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| {
-                            let v = v
-                                .as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| v.to_string());
-                            (k.clone(), v)
-                        })
-                        .collect()
-                });
+            let driver_opts = container::string_map(volume.extra.get("driver_opts"));
             let request = VolumeCreateRequest {
                 name: Some(volume.name.clone()),
                 driver: volume.driver.clone(),
