@@ -223,10 +223,12 @@ impl Runtime for NativeRuntime {
     }
 
     async fn prepare(&self, project: &Project) -> Result<Vec<String>, RuntimeError> {
-        match &self.net {
-            Some(net) => network::prepare(net, project).await,
-            None => Ok(network::host_network_warning(project).into_iter().collect()),
-        }
+        let mut warnings = match &self.net {
+            Some(net) => network::prepare(net, project).await?,
+            None => network::host_network_warning(project).into_iter().collect(),
+        };
+        warnings.extend(unmounted_files(project));
+        Ok(warnings)
     }
 
     async fn release(&self, project: &str) -> Result<(), RuntimeError> {
@@ -294,5 +296,65 @@ fn describe(err: &io::Error) -> String {
                 None => text,
             }
         }
+    }
+}
+
+/// `secrets:` and `configs:` of services, which a native instance does not get mounted at
+/// `/run/secrets/<name>` or `/<name>` as a container would: one warning per service, naming them
+/// and where a `file:` one can be read instead.
+fn unmounted_files(project: &Project) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (name, service) in &project.services {
+        let mut found = Vec::new();
+        for (kind, refs, defs) in [
+            ("secret", &service.secrets, &project.secrets),
+            ("config", &service.configs, &project.configs),
+        ] {
+            for r in refs {
+                let place = defs
+                    .get(&r.source)
+                    .and_then(|d| d.file.as_ref())
+                    .map(|f| format!(" (its file is {})", f.display()))
+                    .unwrap_or_default();
+                found.push(format!("{kind} `{}`{place}", r.source));
+            }
+        }
+        if !found.is_empty() {
+            warnings.push(format!(
+                "service `{name}`: the native runtime does not mount {}: read the file from where it is, or run the project with --runtime docker",
+                found.join(", ")
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod unmounted_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_configs_are_named_in_a_warning() {
+        let dir = std::env::temp_dir();
+        let yaml = "services:\n  web:\n    command: [x]\n    secrets: [db]\n    configs: [app]\n  worker:\n    command: [x]\nsecrets:\n  db: {file: ./db.txt}\nconfigs:\n  app: {content: hello}\n";
+        let project = wharf_model::load(&wharf_model::LoadOptions {
+            files: vec!["-".into()],
+            project_name: Some("p".into()),
+            working_dir: dir.clone(),
+            stdin: Some(yaml.into()),
+            ..Default::default()
+        })
+        .expect("loads")
+        .project;
+        let warnings = unmounted_files(&project);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        assert!(
+            w.starts_with(
+                "service `web`: the native runtime does not mount secret `db` (its file is "
+            ),
+            "{w}"
+        );
+        assert!(w.contains("db.txt), config `app`: read the file from where it is, or run the project with --runtime docker"), "{w}");
     }
 }
