@@ -202,23 +202,10 @@ impl Router {
     /// Accepts connections on `listener` until `shutdown` completes; connections already open
     /// keep being served.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    // Out of descriptors or a connection reset while queued: keep accepting,
-                    // after a pause so that a persistent error does not spin.
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(self.clone().serve_connection(stream, peer));
-        }
+        accept_until(listener, shutdown, |stream, peer| {
+            self.clone().serve_stream(stream, peer, false)
+        })
+        .await;
     }
 
     /// Serves `listener` on `threads` threads of its own, each with a single-threaded runtime
@@ -272,9 +259,17 @@ impl Router {
         Ok(handles)
     }
 
-    async fn serve_connection(self, stream: TcpStream, peer: SocketAddr) {
+    /// Serves one client connection (plain, or TLS once its handshake is done: then requests
+    /// are marked as having come over TLS, for the forwarded protocol and the redirects).
+    pub(crate) async fn serve_stream<I>(self, io: I, peer: SocketAddr, via_tls: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let header_read_timeout = self.inner.config.header_read_timeout;
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if via_tls {
+                req.extensions_mut().insert(crate::tls::ViaTls);
+            }
             let router = self.clone();
             async move { Ok::<_, Infallible>(router.handle(req, peer).await) }
         });
@@ -286,7 +281,7 @@ impl Router {
         builder.http2().timer(TokioTimer::new());
         // A client that goes away mid-request is its own business.
         let _ = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .await;
     }
 
@@ -802,6 +797,35 @@ impl Outgoing {
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = self.headers;
         Ok(req)
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` completes, each served by `serve` on a
+/// task of its own (with TCP_NODELAY); connections already open keep being served.
+pub(crate) async fn accept_until<F, Fut>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors or a connection reset while queued: keep accepting,
+                // after a pause so that a persistent error does not spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream, peer));
     }
 }
 

@@ -17,18 +17,14 @@ pub(crate) mod disk;
 mod resolver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::convert::Infallible;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::PrivateKeyDer;
@@ -752,22 +748,10 @@ impl Router {
         shutdown: impl Future<Output = ()>,
     ) {
         let acceptor = tls.acceptor();
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
+        crate::proxy::accept_until(listener, shutdown, |stream, peer| {
             let acceptor = acceptor.clone();
             let router = self.clone();
-            tokio::spawn(async move {
+            async move {
                 // The handshake counts against the header timeout: a client that opens
                 // connections and never finishes a handshake is a slowloris too.
                 let timeout = router.config().header_read_timeout;
@@ -780,21 +764,9 @@ impl Router {
                     let _ = stream.shutdown().await;
                     return;
                 }
-                let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                    let router = router.clone();
-                    req.extensions_mut().insert(ViaTls);
-                    async move { Ok::<_, Infallible>(router.handle(req, peer).await) }
-                });
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(timeout);
-                builder.http2().timer(TokioTimer::new());
-                let _ = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+                router.serve_stream(stream, peer, true).await;
+            }
+        })
+        .await;
     }
 }
