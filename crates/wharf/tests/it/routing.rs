@@ -173,6 +173,36 @@ fn write_app(stack: &Stack, text: &str) {
     std::fs::write(stack.app().join("compose.yaml"), text).unwrap();
 }
 
+/// Waits until the router sends `route`'s requests to `n` instances (`wharf routes`).
+fn wait_routed(stack: &Stack, route: &str, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = stack
+            .wharf()
+            .args(["routes", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let answer: Value = serde_json::from_slice(&out).expect("routes prints JSON");
+        let healthy = answer["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["route"] == route)
+            .and_then(|r| r["healthy"].as_u64());
+        if healthy == Some(n) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "route {route} did not reach {n} instances: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until `n` instances of web are healthy and nothing else of web is left.
 fn wait_web(stack: &Stack, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -354,7 +384,8 @@ services:
         .args(["up", "-d", "--wait"])
         .assert()
         .success();
-    std::thread::sleep(Duration::from_millis(300));
+    // The router learns of the instance from its events, just after `up` returns.
+    wait_routed(&stack, "manager", 1);
 
     // From inside an instance: the router on its default gateway (the host's side of the bridge).
     let call = format!(
