@@ -254,7 +254,7 @@ impl Routing {
             ),
             false => None,
         };
-        let (router, previous) = {
+        let router = {
             let mut state = self.lock();
             let merged = RouteTable::merge(
                 state
@@ -337,12 +337,12 @@ impl Routing {
             let previous = state
                 .projects
                 .insert(project.name.clone(), Attached { http: addr, table });
-            (router, previous)
+            if let Some(previous) = previous.filter(|p| p.http != addr) {
+                // The project moved to another address: the old one forgets it.
+                rebuild(&mut state, previous.http);
+            }
+            router
         };
-        if let Some(previous) = previous.filter(|p| p.http != addr) {
-            // The project moved to another address: the old one forgets it.
-            self.rebuild(previous.http);
-        }
         // Instances already running (an `up` that changes only routes) join the new pools.
         for instance in self.supervisor.instances(&project.name) {
             if let Some(event) = self
@@ -357,40 +357,12 @@ impl Routing {
 
     /// Stops serving the project's routes.
     pub fn detach(&self, project: &str) {
-        let previous = self.lock().projects.remove(project);
-        if let Some(previous) = previous {
-            if let Some(l) = self.lock().listeners.get(&previous.http) {
+        let mut state = self.lock();
+        if let Some(previous) = state.projects.remove(project) {
+            if let Some(l) = state.listeners.get(&previous.http) {
                 l.router.pools().forget(project);
             }
-            self.rebuild(previous.http);
-        }
-    }
-
-    /// Swaps in the merged table of the projects on `addr`, or closes it when none is left.
-    fn rebuild(&self, addr: SocketAddr) {
-        let mut state = self.lock();
-        let tables: Vec<&RouteTable> = state
-            .projects
-            .values()
-            .filter(|a| a.http == addr)
-            .map(|a| &a.table)
-            .collect();
-        if tables.is_empty() {
-            if state.listeners.remove(&addr).is_some() {
-                eprintln!("wharf daemon: router on http://{addr} closed (no routes left)");
-            }
-            return;
-        }
-        // The remaining tables did not tie together before, so they do not now.
-        if let Ok(merged) = RouteTable::merge(tables)
-            && let Some(l) = state.listeners.get(&addr)
-        {
-            if let Some((tls, _)) = &l.tls
-                && let Err(e) = tls.apply(&merged)
-            {
-                eprintln!("wharf daemon: router on {addr}: {e}");
-            }
-            l.router.set_table(merged);
+            rebuild(&mut state, previous.http);
         }
     }
 
@@ -639,6 +611,33 @@ impl Routing {
             .iter()
             .map(|(addr, l)| format!("router on {addr}: {}", l.router.table().explain(url)))
             .collect()
+    }
+}
+
+/// Swaps in the merged table of the projects on `addr`, or closes it when none is left.
+fn rebuild(state: &mut State, addr: SocketAddr) {
+    let tables: Vec<&RouteTable> = state
+        .projects
+        .values()
+        .filter(|a| a.http == addr)
+        .map(|a| &a.table)
+        .collect();
+    if tables.is_empty() {
+        if state.listeners.remove(&addr).is_some() {
+            eprintln!("wharf daemon: router on http://{addr} closed (no routes left)");
+        }
+        return;
+    }
+    // The remaining tables did not tie together before, so they do not now.
+    if let Ok(merged) = RouteTable::merge(tables)
+        && let Some(l) = state.listeners.get(&addr)
+    {
+        if let Some((tls, _)) = &l.tls
+            && let Err(e) = tls.apply(&merged)
+        {
+            eprintln!("wharf daemon: router on {addr}: {e}");
+        }
+        l.router.set_table(merged);
     }
 }
 
