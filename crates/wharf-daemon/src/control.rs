@@ -22,7 +22,6 @@ use crate::log_store::LogStore;
 use crate::restore::services_to_restore;
 use crate::state_dir::StateDir;
 use crate::store::{Store, load_normalised};
-use crate::tracked_runtime::TrackedRuntime;
 
 /// How long a request waits for the projects of the previous daemon to come back before it
 /// goes ahead anyway.
@@ -32,7 +31,6 @@ pub struct DaemonControl {
     pub(crate) supervisor: Supervisor,
     pub(crate) store: Arc<Store>,
     pub(crate) logs: LogStore,
-    pub(crate) runtime: Arc<TrackedRuntime>,
     pub(crate) routing: Arc<crate::routing::Routing>,
     pub(crate) runtimes: Arc<crate::runtimes::Runtimes>,
     pub(crate) state_dir: StateDir,
@@ -531,7 +529,7 @@ impl Control for DaemonControl {
             {
                 continue;
             }
-            if let Err(e) = self.runtime.kill(&instance.name) {
+            if let Err(e) = self.runtimes.kill(&instance.name) {
                 warnings.push(format!("cannot kill {}: {e}", instance.name));
             }
         }
@@ -608,7 +606,7 @@ impl Control for DaemonControl {
         };
         let svc = &project.services[service];
         let spec = spec::instance_spec_for(
-            self.runtime.as_ref(),
+            self.runtimes.as_ref(),
             &project,
             svc,
             index,
@@ -616,10 +614,10 @@ impl Control for DaemonControl {
             &self.state_dir.volumes(),
         )
         .map_err(supervisor_error)?;
-        let engine = self.runtime.runs_images(name);
-        let wrapper = match self.runtime.handle(&spec.name) {
+        let engine = self.runtimes.runs_images(name);
+        let wrapper = match self.runtimes.handle(&spec.name) {
             Some(handle) => self
-                .runtime
+                .runtimes
                 .interactive_command(handle.as_ref(), &[])
                 .await
                 .map(|c| {
@@ -679,7 +677,7 @@ impl Control for DaemonControl {
         self.logs.forget(name).await;
         let mut removed_volumes: Vec<PathBuf> =
             engine_volumes.into_iter().map(PathBuf::from).collect();
-        if volumes && !self.runtime.runs_images(name) {
+        if volumes && !self.runtimes.runs_images(name) {
             for (key, volume) in &project.volumes {
                 if volume.external {
                     continue;

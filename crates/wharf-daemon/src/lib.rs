@@ -21,7 +21,6 @@ pub mod routing;
 pub mod runtimes;
 pub mod state_dir;
 pub mod store;
-pub mod tracked_runtime;
 
 pub use control::DaemonControl;
 pub use state_dir::StateDir;
@@ -108,11 +107,8 @@ pub async fn run(
             })
         }),
     ));
-    let runtime = Arc::new(tracked_runtime::TrackedRuntime::new(
-        Arc::clone(&runtimes) as Arc<dyn Runtime>
-    ));
     let supervisor = Supervisor::new(
-        Arc::clone(&runtime) as Arc<dyn Runtime>,
+        Arc::clone(&runtimes) as Arc<dyn Runtime>,
         Arc::new(logs.clone()),
         SupervisorOptions {
             base_env: config.base_env.clone(),
@@ -122,7 +118,7 @@ pub async fn run(
     );
     let _ = announcer.set(supervisor.clone());
     let routing = Arc::new(routing::Routing::new(
-        Arc::clone(&runtime),
+        Arc::clone(&runtimes),
         supervisor.clone(),
         state_dir.tls(),
     ));
@@ -133,7 +129,6 @@ pub async fn run(
         supervisor,
         store,
         logs: logs.clone(),
-        runtime,
         routing,
         runtimes,
         state_dir: state_dir.clone(),
@@ -165,7 +160,7 @@ pub async fn run(
     );
 
     // What a crashed daemon left (bridges, rules, files) goes before anything starts again.
-    match control.runtime.recover().await {
+    match control.runtimes.recover().await {
         Ok(removed) => {
             for r in removed {
                 eprintln!("wharf daemon: removed leftover {r}");
@@ -190,7 +185,7 @@ pub async fn run(
     let _ = std::fs::remove_file(&socket);
     eprintln!("wharf daemon: stopping every instance");
     control.stop_everything().await;
-    let _ = control.runtime.recover().await;
+    let _ = control.runtimes.recover().await;
     logs.sync().await;
     served.map_err(|e| DaemonError::io("cannot serve on", &socket, e))
 }

@@ -34,13 +34,13 @@ use wharf_router::{
 use wharf_runtime::Runtime as _;
 use wharf_supervisor::{Drain, Health, InstanceState, Supervisor};
 
-use crate::tracked_runtime::TrackedRuntime;
+use crate::runtimes::Runtimes;
 
 /// How often draining looks at an instance's requests in flight.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 pub struct Routing {
-    runtime: Arc<TrackedRuntime>,
+    runtime: Arc<Runtimes>,
     supervisor: Supervisor,
     root: bool,
     /// Where the local CA and ACME certificates live (`<state>/tls`).
@@ -186,7 +186,7 @@ fn resolve_tls_files(table: RouteTable, dir: &std::path::Path) -> RouteTable {
 
 impl Routing {
     pub fn new(
-        runtime: Arc<TrackedRuntime>,
+        runtime: Arc<Runtimes>,
         supervisor: Supervisor,
         tls_dir: std::path::PathBuf,
     ) -> Routing {

@@ -2,12 +2,15 @@
 //! with `wharf up --runtime docker` or the top-level `x-wharf: { runtime: docker }`. One
 //! supervisor serves every project; this [`Runtime`] sends each call to the project's runtime.
 //! The Docker runtime connects on first use, so a machine without an engine runs native projects
-//! without noticing.
+//! without noticing. It also remembers the handle of every instance it started, so that the
+//! daemon can kill an instance at once (the second Ctrl-C of `wharf up`: the supervisor only
+//! stops gracefully), find an instance's addresses for the router, and give `wharf exec` its
+//! command line.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -70,6 +73,8 @@ pub struct Runtimes {
     docker: OnceCell<Arc<dyn Runtime>>,
     connect_docker: DockerConnect,
     projects: Mutex<HashMap<String, RuntimeKind>>,
+    /// Instance name -> the handle of its current run (gone once the supervisor drops it).
+    handles: Mutex<HashMap<String, Weak<dyn InstanceHandle>>>,
 }
 
 impl Runtimes {
@@ -79,6 +84,21 @@ impl Runtimes {
             docker: OnceCell::new(),
             connect_docker,
             projects: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The handle of a running instance, by name.
+    pub fn handle(&self, instance: &str) -> Option<Arc<dyn InstanceHandle>> {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.get(instance).and_then(Weak::upgrade)
+    }
+
+    /// Kills the instance's current run, if it has one; `Ok(false)` when it has none.
+    pub fn kill(&self, instance: &str) -> Result<bool, RuntimeError> {
+        match self.handle(instance) {
+            Some(h) => h.kill().map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -120,7 +140,11 @@ impl Runtime for Runtimes {
     }
 
     async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
-        self.of(&spec.project).start(spec).await
+        let started = self.of(&spec.project).start(spec).await?;
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.retain(|_, h| h.strong_count() > 0);
+        handles.insert(spec.name.clone(), Arc::downgrade(&started.handle));
+        Ok(started)
     }
 
     async fn exec(
