@@ -77,6 +77,7 @@
 //! without isolation configured), instances share the machine's network and `prepare` says
 //! what that loses.
 
+mod builtin;
 mod enter;
 mod exec;
 mod handle;

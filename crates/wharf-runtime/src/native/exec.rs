@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wharf_net::{Networking, Sandbox};
 
+use super::builtin::Builtin;
 use super::enter::Context;
 use super::spawner::vfork_on_spawner_thread;
 use super::start::OUTPUT_DRAIN_GRACE;
@@ -86,9 +87,12 @@ pub(super) async fn exec(
     let (out_read, out_write) =
         io::pipe().map_err(|e| fail(format!("cannot create a pipe: {}", describe(&e))))?;
     let path = spec.environment.get("PATH").map(String::as_str);
+    let candidates = candidates(&program, path).map_err(&fail)?;
+    let builtin = Builtin::compile(argv, found(&candidates).as_deref());
     let spawn = vfork::Spawn {
         context: Arc::clone(&context),
-        candidates: candidates(&program, path).map_err(&fail)?,
+        candidates,
+        builtin,
         argv: c_strings(argv.iter().cloned()).map_err(&fail)?,
         envp: c_strings(spec.environment.iter().map(|(k, v)| format!("{k}={v}"))).map_err(&fail)?,
         stdin: std::fs::File::open("/dev/null")
@@ -193,6 +197,16 @@ fn candidates(program: &str, path: Option<&str>) -> Result<Vec<CString>, String>
         "" => program.to_string(),
         dir => format!("{}/{program}", dir.trim_end_matches('/')),
     }))
+}
+
+/// The first of `candidates` that is an executable file, as `execvp` would run it.
+fn found(candidates: &[CString]) -> Option<String> {
+    candidates.iter().find_map(|c| {
+        let path = c.to_str().ok()?;
+        let executable = rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
+            && std::fs::metadata(path).is_ok_and(|m| m.is_file());
+        executable.then(|| path.to_string())
+    })
 }
 
 fn c_strings(items: impl Iterator<Item = String>) -> Result<Vec<CString>, String> {

@@ -29,6 +29,8 @@ pub(super) struct Spawn {
     pub(super) context: Arc<Context>,
     /// Paths to try in order (`PATH` already searched, as `execvp` would).
     pub(super) candidates: Vec<CString>,
+    /// Answered by the child itself instead of an exec (`native/builtin.rs`).
+    pub(super) builtin: Option<super::builtin::Builtin>,
     pub(super) argv: Vec<CString>,
     pub(super) envp: Vec<CString>,
     pub(super) stdin: OwnedFd,
@@ -173,6 +175,10 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+    if let Some(builtin) = &s.builtin {
+        // SAFETY: ends the child; the failure pipe closes empty, as at an exec.
+        unsafe { libc::_exit(builtin.status()) }
     }
     // As execvp: the first error that is not "not there" wins, else EACCES if one was seen.
     let mut errno = libc::ENOENT;

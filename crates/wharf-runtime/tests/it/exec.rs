@@ -124,3 +124,46 @@ async fn exec_of_a_missing_program_is_an_error() {
     started.handle.kill().expect("kill");
     finish(started).await;
 }
+
+/// `test` and `[` are answered without an exec (`native/builtin.rs`), but in the instance's
+/// directory and as its user, as the program would answer.
+#[tokio::test]
+async fn test_probes_answer_in_the_instances_directory_and_as_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("ready"), "yes").unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "root only").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let rt = runtime(is_root());
+    let started = running_instance(&rt, dir.path()).await;
+    let status = |argv: &[&str]| {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let rt = &rt;
+        let handle = started.handle.as_ref();
+        async move { rt.exec(handle, &argv, PATIENCE).await.expect("exec").status }
+    };
+    let code = |n| Some(ExitStatus::Code(n));
+    // Relative to the working directory.
+    assert_eq!(status(&["test", "-f", "ready"]).await, code(0));
+    assert_eq!(status(&["test", "-f", "missing"]).await, code(1));
+    assert_eq!(status(&["[", "-s", "ready", "]"]).await, code(0));
+    assert_eq!(status(&["/bin/sh", "-c", "test -d ."]).await, code(0));
+    assert_eq!(status(&["/bin/sh", "-c", "[ ! -e ready ]"]).await, code(1));
+    // As the instance's user: `nobody` cannot read a root-only file (root can).
+    let readable = if is_root() { 1 } else { 0 };
+    assert_eq!(status(&["test", "-r", "secret"]).await, code(readable));
+    // What is not compiled still runs the program, with its own message.
+    let out = rt
+        .exec(
+            started.handle.as_ref(),
+            &["test".into(), "a".into(), "b".into()],
+            PATIENCE,
+        )
+        .await
+        .expect("exec");
+    assert_eq!(out.status, code(2));
+    assert!(out.output.starts_with("test: "), "{}", out.output);
+    started.handle.kill().expect("kill");
+    finish(started).await;
+}
