@@ -105,10 +105,7 @@ impl Networking {
         let firewall = config
             .firewall
             .or_else(FirewallKind::detect)
-            .map(|kind| Firewall {
-                kind,
-                scope: config.scope.clone(),
-            });
+            .map(|kind| Firewall::new(kind, config.scope.clone()));
         Networking {
             config,
             firewall,

@@ -142,10 +142,7 @@ impl Networking {
         }
         for scope in &scopes {
             for kind in installed_firewalls() {
-                let fw = Firewall {
-                    kind,
-                    scope: scope.clone(),
-                };
+                let fw = Firewall::new(kind, scope.clone());
                 if fw.remove().await? {
                     removed.push(match kind {
                         FirewallKind::Nftables => {
@@ -180,10 +177,7 @@ impl Networking {
         let links = self.our_links(&mut st).await?;
         let mut firewall = false;
         for kind in installed_firewalls() {
-            let fw = Firewall {
-                kind,
-                scope: self.config.scope.clone(),
-            };
+            let fw = Firewall::new(kind, self.config.scope.clone());
             firewall |= fw.present().await;
         }
         let files = std::fs::read_dir(&self.config.run_dir).is_ok_and(|mut d| d.next().is_some());

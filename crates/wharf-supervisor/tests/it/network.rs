@@ -726,6 +726,29 @@ fn down_leaves_nothing_behind(dir: &Path) -> Result<(), Failed> {
         namespaces_gone(&namespaces).await?;
         assert!(TcpStream::connect_timeout(&port, Duration::from_secs(2)).is_err());
         assert!(!net(&rt).config().run_dir.exists());
+        // Again, with a firewall that knows its rules are gone (one transaction each way).
+        up_ready(&sup, &p).await?;
+        let rules = firewall_rules(&rt).await;
+        assert!(
+            rules.contains("ACCEPT") && rules.contains("MASQUERADE"),
+            "{rules}"
+        );
+        if net(&rt).firewall() == Some(wharf_runtime::native::net::FirewallKind::Iptables) {
+            let comment = format!("wharf {}", net(&rt).config().scope);
+            for (table, builtin) in [("filter", "FORWARD"), ("nat", "POSTROUTING")] {
+                let out = Command::new("iptables")
+                    .args(["-w", "-t", table, "-S", builtin])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let jumps = String::from_utf8_lossy(&out.stdout)
+                    .matches(&comment)
+                    .count();
+                assert_eq!(jumps, 1, "{table} {builtin}");
+            }
+        }
+        sup.down("it").await.map_err(|e| e.to_string())?;
+        let after = net(&rt).leftovers().await.map_err(|e| e.to_string())?;
+        assert!(after.is_empty(), "left after the second down: {after:?}");
         Ok(())
     })
 }
