@@ -199,14 +199,21 @@ fn candidates(program: &str, path: Option<&str>) -> Result<Vec<CString>, String>
     }))
 }
 
-/// The first of `candidates` that is an executable file, as `execvp` would run it.
+/// The first of `candidates` that is an executable file, as `execvp` would run it; `None` when
+/// a relative candidate comes first (it resolves in the instance's directory, not the daemon's).
 fn found(candidates: &[CString]) -> Option<String> {
-    candidates.iter().find_map(|c| {
+    for c in candidates {
         let path = c.to_str().ok()?;
+        if !path.starts_with('/') {
+            return None;
+        }
         let executable = rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
             && std::fs::metadata(path).is_ok_and(|m| m.is_file());
-        executable.then(|| path.to_string())
-    })
+        if executable {
+            return Some(path.to_string());
+        }
+    }
+    None
 }
 
 fn c_strings(items: impl Iterator<Item = String>) -> Result<Vec<CString>, String> {
