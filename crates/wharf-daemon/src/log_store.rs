@@ -36,7 +36,7 @@ const CHANNEL: usize = 8192;
 const BATCH: usize = 512;
 
 /// How far behind a follower may fall before it skips lines.
-const LIVE: usize = 4096;
+const LIVE: usize = 1024;
 
 /// One line as stored.
 #[derive(Debug, Serialize, Deserialize)]

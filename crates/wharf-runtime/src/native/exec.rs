@@ -256,13 +256,14 @@ async fn collect_tail(pipe: OwnedFd, mut stop: oneshot::Receiver<()>) -> Vec<u8>
     let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else {
         return tail;
     };
-    let mut chunk = vec![0u8; 8192];
+    let mut chunk = Vec::with_capacity(8192);
     loop {
+        chunk.clear();
         tokio::select! {
-            read = pipe.read(&mut chunk) => match read {
+            read = pipe.read_buf(&mut chunk) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    tail.extend_from_slice(&chunk[..n]);
+                Ok(_) => {
+                    tail.extend_from_slice(&chunk);
                     if tail.len() > 2 * OUTPUT_TAIL {
                         tail.drain(..tail.len() - OUTPUT_TAIL);
                     }

@@ -82,8 +82,9 @@ pub(super) fn spawn(spawn: &Spawn, daemon: Pid) -> io::Result<Result<Spawned, Fa
         envp: &envp,
         failure: failure_write.as_raw_fd(),
     };
-    let mut stack = vec![0u8; STACK_SIZE];
-    // SAFETY: the stack grows down from its (16-byte aligned) end.
+    // Not zeroed (a stack needs no initial contents): a probe touches only the pages it uses.
+    let mut stack: Vec<u8> = Vec::with_capacity(STACK_SIZE);
+    // SAFETY: the stack grows down from the (16-byte aligned) end of its allocation.
     let top = unsafe { stack.as_mut_ptr().add(STACK_SIZE) };
     let top = (top as usize & !15) as *mut c_void;
 
