@@ -48,38 +48,59 @@ impl DaemonControl {
         loop {
             let event = match events.recv().await {
                 Ok(e) => e,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed events: look at every on-failure service instead.
+                    for name in self.supervisor.projects() {
+                        let Some(project) = self.supervisor.project(&name) else {
+                            continue;
+                        };
+                        for service in project.services.keys() {
+                            self.record_if_completed(&name, service).await;
+                        }
+                    }
+                    continue;
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            if event.kind != (EventKind::Exited { code: 0 }) {
-                continue;
+            if event.kind == (EventKind::Exited { code: 0 }) {
+                self.record_if_completed(&event.project, &event.service)
+                    .await;
             }
-            let Some(project) = self.supervisor.project(&event.project) else {
-                continue;
-            };
-            let on_failure = project.services.get(&event.service).is_some_and(|s| {
-                matches!(
-                    s.restart,
-                    wharf_model::project::RestartPolicy::OnFailure { .. }
-                )
-            });
-            let completed = self
-                .supervisor
-                .instances(&event.project)
-                .iter()
-                .filter(|i| i.service == event.service)
-                .all(|i| i.finished && i.status == (wharf_supervisor::Status::Exited { code: 0 }));
-            if on_failure && completed {
-                let (name, service) = (event.project.clone(), vec![event.service.clone()]);
-                if let Err(e) = self
-                    .with_store(move |s| s.set_stopped(&name, &service, true))
-                    .await
-                {
-                    eprintln!(
-                        "wharf daemon: cannot record that {} completed: {}",
-                        event.instance, e.message
-                    );
-                }
+        }
+    }
+
+    /// Records `service` as done when it is `on-failure` and all its instances exited 0.
+    async fn record_if_completed(&self, project_name: &str, service: &str) {
+        let Some(project) = self.supervisor.project(project_name) else {
+            return;
+        };
+        let on_failure = project.services.get(service).is_some_and(|s| {
+            matches!(
+                s.restart,
+                wharf_model::project::RestartPolicy::OnFailure { .. }
+            )
+        });
+        if !on_failure {
+            return;
+        }
+        let completed = {
+            let instances = self.supervisor.instances(project_name);
+            let of_service: Vec<_> = instances.iter().filter(|i| i.service == service).collect();
+            !of_service.is_empty()
+                && of_service.iter().all(|i| {
+                    i.finished && i.status == (wharf_supervisor::Status::Exited { code: 0 })
+                })
+        };
+        if completed {
+            let (name, services) = (project_name.to_string(), vec![service.to_string()]);
+            if let Err(e) = self
+                .with_store(move |s| s.set_stopped(&name, &services, true))
+                .await
+            {
+                eprintln!(
+                    "wharf daemon: cannot record that {project_name}/{service} completed: {}",
+                    e.message
+                );
             }
         }
     }

@@ -192,6 +192,9 @@ pub enum SupervisorError {
 /// How many lines of each instance's output are kept for error messages.
 const TAIL_LINES: usize = 10;
 
+/// How many events the broadcast channel keeps for slow receivers.
+const EVENTS: usize = 1024;
+
 pub(crate) struct Slot {
     pub state: Arc<watch::Sender<InstanceState>>,
     pub control: Option<mpsc::UnboundedSender<instance::Control>>,
@@ -248,7 +251,9 @@ impl Supervisor {
         logs: Arc<dyn LogSink>,
         options: SupervisorOptions,
     ) -> Self {
-        let (events, _) = broadcast::channel(4096);
+        // Each slot is allocated up front (about 150 bytes); a receiver that falls further
+        // behind is told so (`Lagged`) and re-reads the instances' states.
+        let (events, _) = broadcast::channel(EVENTS);
         let (changed, _) = watch::channel(0);
         Supervisor {
             inner: Arc::new(Inner {

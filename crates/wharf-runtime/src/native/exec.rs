@@ -161,11 +161,15 @@ impl Contexts {
         let sandbox = sandbox_of(net, instance).await;
         let workdir = spec.working_dir.clone();
         let user = spec.user.clone();
-        let context = tokio::task::spawn_blocking(move || {
-            Context::prepare(sandbox.as_ref(), &workdir, user.as_deref())
-        })
-        .await
-        .map_err(|e| format!("cannot prepare the command: {e}"))??;
+        let context = match user {
+            // Only a user lookup (NSS: files, maybe a directory service) may block.
+            Some(user) => tokio::task::spawn_blocking(move || {
+                Context::prepare(sandbox.as_ref(), &workdir, Some(&user))
+            })
+            .await
+            .map_err(|e| format!("cannot prepare the command: {e}"))??,
+            None => Context::prepare(sandbox.as_ref(), &workdir, None)?,
+        };
         let context = Arc::new(context);
         if let Some(pid) = pid {
             self.lock()
