@@ -9,8 +9,15 @@
 #
 # Settings (environment): THREADS (workers of every proxy and of the upstream; default: nproc),
 # CONNECTIONS (wrk -c, default 64), WRK_THREADS (wrk -t, default 2), DURATION, RUNS, TARGETS
-# (default "direct wharf-daemon wharf nginx haproxy caddy"; wharf-daemon only when the wharf
-# binary has the `routes` verb), KEEP=1 keeps the temporary directory.
+# (default "direct wharf-daemon wharf nginx haproxy haproxy-tcp caddy"; wharf-daemon only when
+# the wharf binary has the `routes` verb), KEEP=1 keeps the temporary directory.
+#
+# `haproxy-tcp` is the byte-relay floor, not a competitor: HAProxy in `mode tcp` (nbthread
+# THREADS) copies bytes between each client connection and one upstream connection of its own,
+# with no HTTP work at all (no parsing, no routing, no headers added, no pooling: the client's
+# keep-alive connection maps to one upstream connection). It is what any proxy could reach on
+# this machine, with the same upstream and the same wrk; an HTTP proxy's distance to it is the
+# cost of its HTTP work.
 #
 # The upstream is nginx serving two static files (13 bytes at /small, 16 KiB at /16k). Every
 # proxy keeps connections to it alive, uses THREADS workers, logs nothing, and sets
@@ -31,9 +38,9 @@ DURATION=${DURATION:-10s}
 RUNS=${RUNS:-1}
 WHARF_BIN=target/release/wharf
 if [[ -z ${TARGETS:-} ]]; then
-  TARGETS="direct wharf nginx haproxy caddy"
+  TARGETS="direct wharf nginx haproxy haproxy-tcp caddy"
   if cargo build --release --quiet -p wharf && "$WHARF_BIN" routes --help >/dev/null 2>&1; then
-    TARGETS="direct wharf-daemon wharf nginx haproxy caddy"
+    TARGETS="direct wharf-daemon wharf nginx haproxy haproxy-tcp caddy"
   fi
 fi
 
@@ -225,6 +232,29 @@ EOF
   wait_ready haproxy "http://127.0.0.1:${PORT[haproxy]}/small"
 }
 
+start_haproxy_tcp() {
+  PORT[haproxy-tcp]=$(free_port)
+  cat >"$WORK/haproxy-tcp.cfg" <<EOF
+global
+  nbthread $THREADS
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend relay
+  bind 127.0.0.1:${PORT[haproxy-tcp]}
+  default_backend app
+backend app
+  server up 127.0.0.1:$UPSTREAM_PORT
+EOF
+  haproxy -db -f "$WORK/haproxy-tcp.cfg" >"$WORK/haproxy-tcp.log" 2>&1 &
+  PIDS+=($!)
+  WORKERS[haproxy-tcp]="nbthread $THREADS, mode tcp: the byte-relay floor"
+  wait_ready haproxy-tcp "http://127.0.0.1:${PORT[haproxy-tcp]}/small"
+}
+
 start_caddy() {
   PORT[caddy]=$(free_port)
   cat >"$WORK/Caddyfile" <<EOF
@@ -252,8 +282,9 @@ for t in $TARGETS; do
     wharf) start_wharf ;;
     nginx) start_nginx ;;
     haproxy) start_haproxy ;;
+    haproxy-tcp) start_haproxy_tcp ;;
     caddy) start_caddy ;;
-    *) echo "unknown target $t (direct wharf-daemon wharf nginx haproxy caddy)" >&2; exit 2 ;;
+    *) echo "unknown target $t (direct wharf-daemon wharf nginx haproxy haproxy-tcp caddy)" >&2; exit 2 ;;
   esac
 done
 
@@ -311,11 +342,14 @@ for t in $TARGETS; do
   done
   echo "$row $errors |"
 done
-if [[ " $TARGETS " == *" wharf "* && " $TARGETS " == *" nginx "* ]]; then
-  for size in small 16k; do
-    w=$(awk -v s="$size" '$1 == "wharf" && $2 == s {print $3}' "$RESULTS" | median)
-    n=$(awk -v s="$size" '$1 == "nginx" && $2 == s {print $3}' "$RESULTS" | median)
-    awk -v w="$w" -v n="$n" -v s="$size" 'BEGIN {printf "\nwharf / nginx requests/s (%s): %.2fx", s, w / n}'
-  done
-  echo
-fi
+for peer in nginx haproxy haproxy-tcp; do
+  if [[ " $TARGETS " == *" wharf "* && " $TARGETS " == *" $peer "* ]]; then
+    for size in small 16k; do
+      w=$(awk -v s="$size" '$1 == "wharf" && $2 == s {print $3}' "$RESULTS" | median)
+      n=$(awk -v p="$peer" -v s="$size" '$1 == p && $2 == s {print $3}' "$RESULTS" | median)
+      awk -v w="$w" -v n="$n" -v p="$peer" -v s="$size" \
+        'BEGIN {printf "\nwharf / %s requests/s (%s): %.2fx", p, s, w / n}'
+    done
+    echo
+  fi
+done

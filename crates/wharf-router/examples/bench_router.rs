@@ -9,6 +9,7 @@
 //! `--access-log FILE` adds a plain access log line per request (to measure its cost). The
 //! connections are served by `Router::serve_on_threads` (`--threads` single-threaded runtimes);
 //! with `BENCH_ONE_RUNTIME=1`, by one multi-threaded runtime of `--threads` workers instead.
+//! `BENCH_HYPER=1` turns the HTTP/1.1 fast path off (hyper serves every connection), to compare.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -116,7 +117,10 @@ async fn run(args: Args, one_runtime: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut config = RouterConfig::default();
+    let mut config = RouterConfig {
+        http1_fast_path: std::env::var_os("BENCH_HYPER").is_none(),
+        ..RouterConfig::default()
+    };
     if let Some(path) = &args.access_log {
         match std::fs::OpenOptions::new()
             .create(true)

@@ -47,6 +47,32 @@ pub(crate) fn set(
     }
 }
 
+/// Writes the `Forwarded` element for a request from `peer` (`peer_text`) that asked for `host`
+/// over `proto`, as [`set`] makes it (the HTTP/1.1 fast path writes heads itself).
+pub(crate) fn write_element(
+    out: &mut Vec<u8>,
+    peer: IpAddr,
+    peer_text: &str,
+    host: &[u8],
+    proto: &str,
+) {
+    match peer {
+        IpAddr::V4(_) => {
+            out.extend_from_slice(b"for=");
+            out.extend_from_slice(peer_text.as_bytes());
+        }
+        IpAddr::V6(_) => {
+            out.extend_from_slice(b"for=\"[");
+            out.extend_from_slice(peer_text.as_bytes());
+            out.extend_from_slice(b"]\"");
+        }
+    }
+    out.extend_from_slice(b";host=\"");
+    out.extend_from_slice(host);
+    out.extend_from_slice(b"\";proto=");
+    out.extend_from_slice(proto.as_bytes());
+}
+
 /// The values of `name` joined with `, `, then `last`.
 fn join(headers: &HeaderMap, name: &HeaderName, last: &str) -> String {
     let mut parts: Vec<&str> = headers

@@ -7,6 +7,8 @@
 //! - [`pool`]: [`InstanceEvent`]s -> per-service upstream instances, and the balancing choice;
 //! - [`proxy`]: the [`Router`]: a hyper server (HTTP/1.1 and h2c) that forwards each request to an
 //!   instance of its route, streaming both ways, with retries, forwarded headers and WebSockets;
+//!   `http1`: the HTTP/1.1 fast path that serves plain-HTTP connections without hyper, handing
+//!   it what it does not serve (h2c, upgrades, `Expect`, `forward_auth`, anything unusual);
 //!   `access`: a route's `allow_from`, `basic_auth` and `forward_auth` rules, checked before
 //!   anything is sent;
 //! - [`metrics`]: per-route counters and latency histograms, as Prometheus text
@@ -26,6 +28,7 @@ pub mod acme;
 pub mod cidr;
 pub mod error;
 mod forwarded;
+mod http1;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

@@ -9,6 +9,10 @@
 //! WebSocket upgrades get a connection of their own and a byte copy that holds no reference to
 //! the table, so a table swap never touches them.
 //!
+//! Plain-HTTP connections start on the HTTP/1.1 fast path (`src/http1.rs`), which takes the
+//! same steps without hyper and hands a connection to [`Router::serve_stream`] when it meets
+//! what it does not serve; TLS connections come here directly.
+//!
 //! Every answer, proxied or not, ends in [`Reply`], a body that counts its bytes and, when done
 //! (or dropped, when the client goes away), records the request in the route's metrics and the
 //! access log.
@@ -43,6 +47,7 @@ use crate::access_log::{AccessLog, AccessRecord};
 use crate::cidr::Cidr;
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::forwarded;
+use crate::http1::upstream::UpstreamPool;
 use crate::metrics::{Denial, Metrics, RouteMetrics, UpstreamFailure};
 use crate::pool::{InFlight, InstanceEvent, Pools, Upstream};
 use crate::table::{RouteEntry, RouteTable, normalise_host};
@@ -75,6 +80,9 @@ pub struct RouterConfig {
     pub forward_auth_timeout: Duration,
     /// Where a line per request goes; `None`: no access log.
     pub access_log: Option<AccessLog>,
+    /// Whether plain-HTTP connections take the HTTP/1.1 fast path (`src/http1.rs`), which hands
+    /// what it does not serve to hyper; off: hyper serves every connection.
+    pub http1_fast_path: bool,
 }
 
 impl Default for RouterConfig {
@@ -89,6 +97,7 @@ impl Default for RouterConfig {
             service_identities: false,
             forward_auth_timeout: Duration::from_secs(10),
             access_log: None,
+            http1_fast_path: true,
         }
     }
 }
@@ -102,24 +111,26 @@ pub struct Router {
     /// [`Router::serve_on_threads`] has its own, so that a connection to an instance is always
     /// driven by the thread whose requests use it.
     client: Client<HttpConnector, ProxyBody>,
+    /// The fast path's keep-alive connections to instances, per thread as `client`.
+    upstreams: Arc<UpstreamPool>,
 }
 
-struct Inner {
-    routing: ArcSwap<Routing>,
-    pools: Pools,
+pub(crate) struct Inner {
+    pub(crate) routing: ArcSwap<Routing>,
+    pub(crate) pools: Pools,
     config: RouterConfig,
     id_prefix: u64,
     id_counter: AtomicU64,
     metrics: Metrics,
     /// ACME HTTP-01 answers and HTTPS redirects (src/tls.rs), off until `enable_https`.
-    https: crate::tls::HttpsState,
+    pub(crate) https: crate::tls::HttpsState,
 }
 
 /// A table and the counters of its routes (in the table's order), swapped in together so that a
 /// request finds its route's counters without a lookup.
-struct Routing {
-    table: Arc<RouteTable>,
-    metrics: Vec<Arc<RouteMetrics>>,
+pub(crate) struct Routing {
+    pub(crate) table: Arc<RouteTable>,
+    pub(crate) metrics: Vec<Arc<RouteMetrics>>,
 }
 
 impl Routing {
@@ -134,6 +145,7 @@ impl Routing {
 impl Router {
     pub fn new(table: RouteTable, config: RouterConfig) -> Router {
         let client = upstream_client(&config);
+        let upstream_idle_timeout = config.upstream_idle_timeout;
         let metrics = Metrics::new(config.access_log.as_ref().map(|l| l.errors.clone()));
         Router {
             inner: Arc::new(Inner {
@@ -146,7 +158,16 @@ impl Router {
                 https: crate::tls::HttpsState::default(),
             }),
             client,
+            upstreams: Arc::new(UpstreamPool::new(upstream_idle_timeout)),
         }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn upstreams(&self) -> &UpstreamPool {
+        &self.upstreams
     }
 
     /// Replaces the route table; requests already routed and open WebSockets are unaffected.
@@ -202,8 +223,16 @@ impl Router {
     /// Accepts connections on `listener` until `shutdown` completes; connections already open
     /// keep being served.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let fast = self.inner.config.http1_fast_path;
         accept_until(listener, shutdown, |stream, peer| {
-            self.clone().serve_stream(stream, peer, false)
+            let router = self.clone();
+            async move {
+                if fast {
+                    crate::http1::serve(router, stream, peer).await;
+                } else {
+                    router.serve_stream(stream, peer, false).await;
+                }
+            }
         })
         .await;
     }
@@ -228,6 +257,7 @@ impl Router {
             let router = Router {
                 inner: self.inner.clone(),
                 client: upstream_client(&self.inner.config),
+                upstreams: Arc::new(UpstreamPool::new(self.inner.config.upstream_idle_timeout)),
             };
             let mut shutdown = shutdown.clone();
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -349,7 +379,7 @@ impl Router {
         )
     }
 
-    fn is_trusted(&self, peer: SocketAddr) -> bool {
+    pub(crate) fn is_trusted(&self, peer: SocketAddr) -> bool {
         self.inner
             .config
             .trusted_proxies
@@ -358,6 +388,11 @@ impl Router {
     }
 
     fn next_request_id(&self) -> HeaderValue {
+        let id = self.next_request_id_bytes();
+        HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
+    }
+
+    pub(crate) fn next_request_id_bytes(&self) -> [u8; 24] {
         // 16 hex digits of a per-process random prefix, then 8 of a counter (which wraps after
         // 2^32 requests: the pair stays unique for far longer than any request lives). Written
         // by hand: this runs for every request.
@@ -371,7 +406,7 @@ impl Router {
         for (i, digit) in id[16..].iter_mut().enumerate() {
             *digit = HEX[((n >> (28 - 4 * i)) & 0xf) as usize];
         }
-        HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
+        id
     }
 
     async fn proxy(
@@ -961,16 +996,16 @@ impl Body for Reply {
 }
 
 /// What to record when an answer is done.
-struct Done {
-    start: Instant,
-    status: u16,
-    metrics: Arc<RouteMetrics>,
-    log: Option<(AccessLog, AccessRecord)>,
-    dropped: Arc<AtomicU64>,
+pub(crate) struct Done {
+    pub(crate) start: Instant,
+    pub(crate) status: u16,
+    pub(crate) metrics: Arc<RouteMetrics>,
+    pub(crate) log: Option<(AccessLog, AccessRecord)>,
+    pub(crate) dropped: Arc<AtomicU64>,
 }
 
 impl Done {
-    fn record(self, bytes: u64) {
+    pub(crate) fn record(self, bytes: u64) {
         let duration = self.start.elapsed();
         self.metrics.observe(self.status, duration);
         if let Some((log, mut record)) = self.log {

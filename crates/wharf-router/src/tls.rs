@@ -677,6 +677,21 @@ impl LocalAnswer {
 }
 
 impl HttpsState {
+    /// Whether a plain request for `path` may be an ACME HTTP-01 challenge (answered by
+    /// [`HttpsState::challenge`]).
+    pub(crate) fn answers_path(&self, path: &str) -> bool {
+        path.starts_with(HTTP_CHALLENGE_PREFIX) && self.on.load().is_some()
+    }
+
+    /// Whether plain requests for the route are redirected to HTTPS (by
+    /// [`HttpsState::redirect`]).
+    pub(crate) fn redirects(&self, route_id: &str) -> bool {
+        self.on
+            .load()
+            .as_ref()
+            .is_some_and(|on| on.tls_routes.load().contains(route_id))
+    }
+
     /// The answer to an ACME HTTP-01 challenge request, before any route is looked up.
     pub(crate) fn challenge<B>(&self, req: &Request<B>) -> Option<LocalAnswer> {
         let path = req.uri().path();
