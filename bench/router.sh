@@ -27,6 +27,11 @@
 # host, `wharf.http.port`) and routes to it on `x-wharf.router.http`; `wharf` is
 # crates/wharf-router/examples/bench_router.rs, a static one-route table served by
 # `Router::serve_on_threads`. With the daemon, every target uses its upstream.
+# Every program runs in a session of its own (setsid), as the upstream does when wharf's daemon
+# runs it: with the kernel's autogroup scheduling (sched_autogroup_enabled) the CPU is shared
+# between sessions first, so wrk, the proxy and the upstream must each have one, whichever starts
+# the upstream; otherwise the upstream alone in its session gets half the machine and every
+# proxy measures about 30% lower.
 # Everything listens on 127.0.0.1 only; wrk runs bounded (DURATION) and talks to loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -132,7 +137,7 @@ services:
     labels:
       wharf.http.port: "$UPSTREAM_PORT"
 EOF
-  "$WHARF_BIN" daemon >"$WORK/wharf-daemon.log" 2>&1 &
+  setsid "$WHARF_BIN" daemon >"$WORK/wharf-daemon.log" 2>&1 &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")
   for _ in $(seq 1 100); do
@@ -145,7 +150,7 @@ EOF
   }
   cp "$WORK/wharf-daemon.log" "$WORK/upstream.log"
 else
-  nginx -c "$WORK/upstream.conf" -p "$WORK" >"$WORK/upstream.log" 2>&1 &
+  setsid nginx -c "$WORK/upstream.conf" -p "$WORK" >"$WORK/upstream.log" 2>&1 &
   PIDS+=($!)
 fi
 wait_ready upstream "http://127.0.0.1:$UPSTREAM_PORT/small"
@@ -163,7 +168,7 @@ start_wharf_daemon() {
 
 start_wharf() {
   PORT[wharf]=$(free_port)
-  "$ROUTER_BIN" --listen "127.0.0.1:${PORT[wharf]}" --upstream "127.0.0.1:$UPSTREAM_PORT" \
+  setsid "$ROUTER_BIN" --listen "127.0.0.1:${PORT[wharf]}" --upstream "127.0.0.1:$UPSTREAM_PORT" \
     --threads "$THREADS" >"$WORK/wharf.log" 2>&1 &
   PIDS+=($!)
   WORKERS[wharf]="serve_on_threads $THREADS"
@@ -196,7 +201,7 @@ http {
   }
 }
 EOF
-  nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 &
+  setsid nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 &
   PIDS+=($!)
   WORKERS[nginx]="worker_processes $THREADS"
   wait_ready nginx "http://127.0.0.1:${PORT[nginx]}/small"
@@ -226,7 +231,7 @@ frontend web
 backend app
   server up 127.0.0.1:$UPSTREAM_PORT
 EOF
-  haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+  setsid haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
   PIDS+=($!)
   WORKERS[haproxy]="nbthread $THREADS"
   wait_ready haproxy "http://127.0.0.1:${PORT[haproxy]}/small"
@@ -249,7 +254,7 @@ frontend relay
 backend app
   server up 127.0.0.1:$UPSTREAM_PORT
 EOF
-  haproxy -db -f "$WORK/haproxy-tcp.cfg" >"$WORK/haproxy-tcp.log" 2>&1 &
+  setsid haproxy -db -f "$WORK/haproxy-tcp.cfg" >"$WORK/haproxy-tcp.log" 2>&1 &
   PIDS+=($!)
   WORKERS[haproxy-tcp]="nbthread $THREADS, mode tcp: the byte-relay floor"
   wait_ready haproxy-tcp "http://127.0.0.1:${PORT[haproxy-tcp]}/small"
@@ -269,7 +274,7 @@ http://127.0.0.1:${PORT[caddy]} {
 }
 EOF
   XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK GOMAXPROCS=$THREADS \
-    caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 &
+    setsid caddy run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 &
   PIDS+=($!)
   WORKERS[caddy]="GOMAXPROCS $THREADS"
   wait_ready caddy "http://127.0.0.1:${PORT[caddy]}/small"
@@ -299,7 +304,7 @@ to_ms() {
 # One wrk run: prints "rps p50_ms p99_ms errors".
 measure() { # port path
   local out
-  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1$2")
+  out=$(setsid wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1$2")
   local rps p50 p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
