@@ -208,13 +208,8 @@ impl ClientConn {
 
         // The host, strictly (it is copied into `Forwarded` and `X-Forwarded-Host`).
         let Some(host_span) = self.head.host else {
-            let e = ProxyError::new(
-                ProxyErrorKind::Downstream,
-                None,
-                "the request names no host",
-            );
             return self
-                .answer(router, stream, e.status(), &format!("{e}\n"), None, ledger)
+                .refuse(router, stream, "the request names no host", ledger)
                 .await;
         };
         let authority = host_span.of(&self.buf);
@@ -223,14 +218,8 @@ impl ClientConn {
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(b));
         if !valid {
-            let e = ProxyError::new(
-                ProxyErrorKind::Downstream,
-                None,
-                "the request's host is not a host name or address",
-            );
-            return self
-                .answer(router, stream, e.status(), &format!("{e}\n"), None, ledger)
-                .await;
+            let reason = "the request's host is not a host name or address";
+            return self.refuse(router, stream, reason, ledger).await;
         }
         let authority = authority.to_vec();
         let host = std::str::from_utf8(&authority).unwrap_or_default();
@@ -587,6 +576,19 @@ impl ClientConn {
     /// Writes the router's own answer; the connection stays open when the request's body (if
     /// any) was read whole and the client did not ask to close. With `self.head.close` set, the
     /// buffer is not looked at (a streamed body may have reused it).
+    /// Answers a request the client got wrong (a 400 that says why).
+    async fn refuse(
+        &mut self,
+        router: &Router,
+        stream: &mut TcpStream,
+        reason: &str,
+        ledger: Ledger,
+    ) -> Next {
+        let e = ProxyError::new(ProxyErrorKind::Downstream, None, reason);
+        self.answer(router, stream, e.status(), &format!("{e}\n"), None, ledger)
+            .await
+    }
+
     async fn answer(
         &mut self,
         router: &Router,
