@@ -32,7 +32,7 @@ pub(crate) struct NetNs {
 impl NetNs {
     /// A new, empty network namespace (only a loopback, down).
     pub(crate) async fn create() -> io::Result<NetNs> {
-        let fd = on_own_thread(|| {
+        let fd = on_namespace_thread(|| {
             // SAFETY: a new network namespace for this thread only; it shares no descriptors.
             unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET)? };
             Ok(rustix::fs::open(
@@ -69,7 +69,7 @@ impl NetNs {
     pub(crate) async fn netlink(&self) -> io::Result<Netlink> {
         let fd = self.fd.try_clone()?;
         let runtime = tokio::runtime::Handle::current();
-        on_own_thread(move || {
+        on_namespace_thread(move || {
             rustix::thread::move_into_link_name_space(
                 fd.as_fd(),
                 Some(LinkNameSpaceType::Network),
@@ -85,7 +85,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// Runs `f` on the namespace thread, which returns to the daemon's network namespace afterwards.
 /// If it cannot, it ends, and the next job starts a new one.
-async fn on_own_thread<T: Send + 'static>(
+async fn on_namespace_thread<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
     let (tx, rx) = oneshot::channel();

@@ -88,7 +88,7 @@ pub(super) async fn exec(
         io::pipe().map_err(|e| fail(format!("cannot create a pipe: {}", describe(&e))))?;
     let path = spec.environment.get("PATH").map(String::as_str);
     let candidates = candidates(&program, path).map_err(&fail)?;
-    let builtin = Builtin::compile(argv, found(&candidates).as_deref());
+    let builtin = Builtin::compile(argv, || found(&candidates));
     let spawn = vfork::Spawn {
         context: Arc::clone(&context),
         candidates,
