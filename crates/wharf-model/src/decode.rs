@@ -77,11 +77,11 @@ pub(crate) fn decode(
         .collect();
     let secrets: BTreeMap<String, FileObject> = section("secrets")
         .iter()
-        .map(|(k, e)| (k.clone(), d.file_object(k, &e.node)))
+        .map(|(k, e)| (k.clone(), d.file_object("secret", k, &e.node)))
         .collect();
     let configs: BTreeMap<String, FileObject> = section("configs")
         .iter()
-        .map(|(k, e)| (k.clone(), d.file_object(k, &e.node)))
+        .map(|(k, e)| (k.clone(), d.file_object("config", k, &e.node)))
         .collect();
 
     // Profiles: `--profile` flags, else COMPOSE_PROFILES; `*` enables every profile.
@@ -943,10 +943,12 @@ impl Decoder<'_> {
 
     fn object_name(&mut self, key: &str, n: &Node) -> (String, bool) {
         let (external, legacy_name) = self.external(n);
+        // An empty name is no name, as in compose-go's `setNameFromKey` (`name: ${UNSET}`).
         let name = n
             .get("name")
             .and_then(Node::scalar_text)
-            .or(legacy_name)
+            .filter(|s| !s.is_empty())
+            .or(legacy_name.filter(|s| !s.is_empty()))
             .unwrap_or_else(|| {
                 if external {
                     key.to_string()
@@ -957,8 +959,28 @@ impl Decoder<'_> {
         (name, external)
     }
 
+    /// Refuses a name that breaks Docker's rule (it becomes a directory under the state
+    /// directory, a bridge, an engine object): `name: /some/dir` or `../x` would walk out.
+    fn check_object_name(&mut self, kind: &str, key: &str, name: &str, n: &Node) {
+        if crate::names::is_valid_object_name(name) {
+            return;
+        }
+        let span = n.get("name").map_or(n.span, |v| v.span);
+        self.errors.push(
+            Diagnostic::error(
+                format!("{kind} `{key}`: `{name}` is not a valid {kind} name"),
+                span,
+            )
+            .with_help(format!(
+                "a {kind} name must match {}",
+                crate::names::OBJECT_NAME_RULE
+            )),
+        );
+    }
+
     fn network(&mut self, key: &str, n: &Node) -> Network {
         let (name, external) = self.object_name(key, n);
+        self.check_object_name("network", key, &name, n);
         let subnets = n
             .get("ipam")
             .and_then(|i| i.get("config"))
@@ -986,6 +1008,7 @@ impl Decoder<'_> {
 
     fn volume(&mut self, key: &str, n: &Node) -> Volume {
         let (name, external) = self.object_name(key, n);
+        self.check_object_name("volume", key, &name, n);
         Volume {
             name,
             external,
@@ -995,8 +1018,9 @@ impl Decoder<'_> {
         }
     }
 
-    fn file_object(&mut self, key: &str, n: &Node) -> FileObject {
+    fn file_object(&mut self, kind: &str, key: &str, n: &Node) -> FileObject {
         let (name, external) = self.object_name(key, n);
+        self.check_object_name(kind, key, &name, n);
         FileObject {
             name,
             external,
@@ -1372,6 +1396,45 @@ mod tests {
         match load(&options) {
             Ok(l) => l.project,
             Err(d) => panic!("{d}"),
+        }
+    }
+
+    /// `down -v` removed `<state>/volumes/<name>`: a name that is a path walked out of it.
+    #[test]
+    fn names_that_are_paths_are_refused_at_their_line() {
+        for (kind, name) in [
+            ("volumes", "/some/dir"),
+            ("volumes", "../x"),
+            ("networks", "../x"),
+            ("secrets", "/etc"),
+        ] {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let text = format!(
+                "services:\n  a: {{image: a}}\n{kind}:\n  data:\n    name: {name}\n    file: ./x\n"
+            );
+            let text = if kind == "secrets" {
+                text
+            } else {
+                text.replace("    file: ./x\n", "")
+            };
+            std::fs::write(dir.path().join("compose.yaml"), text).expect("written");
+            let options = LoadOptions {
+                working_dir: dir.path().to_path_buf(),
+                ..LoadOptions::default()
+            };
+            let shown = match load(&options) {
+                Ok(_) => panic!("`{kind}` named `{name}` was accepted"),
+                Err(d) => d.to_string(),
+            };
+            let singular = kind.trim_end_matches('s');
+            assert!(
+                shown.contains(&format!(
+                    "{singular} `data`: `{name}` is not a valid {singular} name"
+                )),
+                "{shown}"
+            );
+            assert!(shown.contains("compose.yaml:5"), "{shown}");
+            assert!(shown.contains("[a-zA-Z0-9][a-zA-Z0-9_.-]+"), "{shown}");
         }
     }
 

@@ -17,6 +17,7 @@ mod include;
 pub mod interpolate;
 pub mod load;
 mod merge;
+pub mod names;
 pub mod node;
 pub mod port_spec;
 pub mod project;
