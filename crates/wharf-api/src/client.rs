@@ -1,5 +1,11 @@
 //! The CLI's side of the control API: one HTTP/1 connection per call over the daemon's Unix
 //! socket, JSON in and out, and [`JsonStream`] for the streaming endpoints.
+//!
+//! Before it sends anything, the client checks who listens on the socket (its peer
+//! credentials, `SO_PEERCRED`): the daemon must run as root or as the user running the CLI.
+//! The CLI acts on the answers (`exec` runs what `exec-context` says, as root when the CLI is
+//! root), so a socket another user made in a state directory they created first must not be
+//! trusted.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -227,6 +233,20 @@ impl Client {
                 ),
             )
         })?;
+        let peer = stream.peer_cred().map_err(|e| {
+            ApiError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "cannot learn who listens on {} (its peer credentials): {e}",
+                    self.socket.display()
+                ),
+            )
+        })?;
+        trusted_daemon(
+            peer.uid(),
+            rustix::process::geteuid().as_raw(),
+            &self.socket,
+        )?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(lost)?;
@@ -258,6 +278,21 @@ impl Client {
             }),
         )
     }
+}
+
+/// Whether a daemon running as `peer_uid` may be trusted by a CLI running as `own_uid`: root's
+/// or the user's own, nobody else's.
+pub fn trusted_daemon(peer_uid: u32, own_uid: u32, socket: &Path) -> Result<(), ApiError> {
+    if peer_uid == 0 || peer_uid == own_uid {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::Protocol,
+        format!(
+            "the process listening on {} runs as uid {peer_uid}, neither root nor you (uid {own_uid}), so wharf does not trust its answers; another user may have created this state directory: remove it (or set WHARF_STATE_DIR to a directory of yours) and run again",
+            socket.display()
+        ),
+    ))
 }
 
 fn path(project: &str, verb: &str) -> String {

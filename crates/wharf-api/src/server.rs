@@ -17,6 +17,10 @@
 //!
 //! Errors are an [`ApiError`] body with a status that matches its kind. Every verb runs on its
 //! own task, so that a client that goes away half-way (Ctrl-C) never cancels a change half-done.
+//!
+//! Every `{p}` goes through one extractor, [`ProjectName`], which refuses (400) a name that breaks
+//! Docker Compose's rule before any handler runs: a project name becomes a directory of the
+//! state directory (`logs/<p>/`), and `..%2F..%2Fx` once read a file outside it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,7 +28,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -64,6 +69,43 @@ pub fn router(control: Arc<dyn Control>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(control)
+}
+
+/// The `{project}` of a route, checked with Docker Compose's rule for project names
+/// (`wharf_model::names::PROJECT_NAME_RULE`) before any handler runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectName(pub String);
+
+impl ProjectName {
+    /// `name` when it is a valid project name; else the refusal the API answers with.
+    pub fn parse(name: &str) -> Result<Self, ApiError> {
+        if wharf_model::names::is_valid_project_name(name) {
+            Ok(ProjectName(name.to_string()))
+        } else {
+            Err(ApiError::bad_request(format!(
+                "`{name}` is not a valid project name: it must match {}",
+                wharf_model::names::PROJECT_NAME_RULE
+            )))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ProjectName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid project in the path: {e}")))?;
+        ProjectName::parse(&name)
+    }
+}
+
+/// A `project=` of a query, checked as [`ProjectName`] checks the path's.
+fn checked_project(project: Option<String>) -> Result<Option<String>, ApiError> {
+    project
+        .map(|p| ProjectName::parse(&p).map(|n| n.0))
+        .transpose()
 }
 
 /// Serves the API on `listener` until the future is dropped.
@@ -151,7 +193,7 @@ async fn projects(State(c): Shared) -> Response {
     reply(r)
 }
 
-async fn up(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Response {
+async fn up(State(c): Shared, ProjectName(project): ProjectName, bytes: Bytes) -> Response {
     let request: UpRequest = match body(&bytes) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -159,14 +201,22 @@ async fn up(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Resp
     reply(detached(async move { c.up(&project, request).await }).await)
 }
 
-async fn ps(State(c): Shared, Path(project): Path<String>, RawQuery(q): RawQuery) -> Response {
+async fn ps(
+    State(c): Shared,
+    ProjectName(project): ProjectName,
+    RawQuery(q): RawQuery,
+) -> Response {
     match query::<PsQuery>(q) {
         Ok(q) => reply(c.ps(&project, q.all).await),
         Err(e) => e.into_response(),
     }
 }
 
-async fn logs(State(c): Shared, Path(project): Path<String>, RawQuery(q): RawQuery) -> Response {
+async fn logs(
+    State(c): Shared,
+    ProjectName(project): ProjectName,
+    RawQuery(q): RawQuery,
+) -> Response {
     let q: LogsQuery = match query(q) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -184,35 +234,35 @@ fn services(bytes: &[u8]) -> Result<Option<Vec<String>>, ApiError> {
     body::<ServicesRequest>(bytes).map(|r| r.services)
 }
 
-async fn start(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Response {
+async fn start(State(c): Shared, ProjectName(project): ProjectName, bytes: Bytes) -> Response {
     match services(&bytes) {
         Ok(s) => reply(detached(async move { c.start(&project, s).await }).await),
         Err(e) => e.into_response(),
     }
 }
 
-async fn stop(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Response {
+async fn stop(State(c): Shared, ProjectName(project): ProjectName, bytes: Bytes) -> Response {
     match services(&bytes) {
         Ok(s) => reply(detached(async move { c.stop(&project, s).await }).await),
         Err(e) => e.into_response(),
     }
 }
 
-async fn restart(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Response {
+async fn restart(State(c): Shared, ProjectName(project): ProjectName, bytes: Bytes) -> Response {
     match services(&bytes) {
         Ok(s) => reply(detached(async move { c.restart(&project, s).await }).await),
         Err(e) => e.into_response(),
     }
 }
 
-async fn kill(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Response {
+async fn kill(State(c): Shared, ProjectName(project): ProjectName, bytes: Bytes) -> Response {
     match services(&bytes) {
         Ok(s) => reply(detached(async move { c.kill(&project, s).await }).await),
         Err(e) => e.into_response(),
     }
 }
 
-async fn scale(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Response {
+async fn scale(State(c): Shared, ProjectName(project): ProjectName, bytes: Bytes) -> Response {
     match body::<ScaleRequest>(&bytes) {
         Ok(r) => reply(detached(async move { c.scale(&project, r.scale).await }).await),
         Err(e) => e.into_response(),
@@ -221,7 +271,7 @@ async fn scale(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> R
 
 async fn exec_context(
     State(c): Shared,
-    Path(project): Path<String>,
+    ProjectName(project): ProjectName,
     RawQuery(q): RawQuery,
 ) -> Response {
     match query::<ExecContextQuery>(q) {
@@ -230,7 +280,7 @@ async fn exec_context(
     }
 }
 
-async fn down(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Response {
+async fn down(State(c): Shared, ProjectName(project): ProjectName, bytes: Bytes) -> Response {
     let request = if bytes.is_empty() {
         DownRequest::default()
     } else {
@@ -243,7 +293,10 @@ async fn down(State(c): Shared, Path(project): Path<String>, bytes: Bytes) -> Re
 }
 
 async fn routes(State(c): Shared, RawQuery(q): RawQuery) -> Response {
-    match query::<RoutesQuery>(q) {
+    match query::<RoutesQuery>(q).and_then(|mut q| {
+        q.project = checked_project(q.project)?;
+        Ok(q)
+    }) {
         Ok(q) => reply(c.routes(q).await),
         Err(e) => e.into_response(),
     }
@@ -264,7 +317,10 @@ async fn metrics(State(c): Shared) -> Response {
 }
 
 async fn events(State(c): Shared, RawQuery(q): RawQuery) -> Response {
-    let q: EventsQuery = match query(q) {
+    let q: EventsQuery = match query(q).and_then(|mut q: EventsQuery| {
+        q.project = checked_project(q.project)?;
+        Ok(q)
+    }) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };

@@ -2,4 +2,5 @@
 //! `Control` behind them.
 
 mod fake;
+mod hardening;
 mod roundtrip;
