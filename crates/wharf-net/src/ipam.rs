@@ -1,7 +1,7 @@
 //! Addresses: IPv4 subnets as written in Compose files, the pool private subnets are taken from,
 //! and the addresses handed to instances on one network.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -95,27 +95,72 @@ impl FromStr for Ipv4Net {
     }
 }
 
-/// The range private subnets are allocated from (256 networks of 254 instances), chosen to be
-/// rare elsewhere: Docker's pools are 172.17-31.0.0/16 and 192.168.0.0/16, Podman's 10.88-89.
-pub const DEFAULT_POOL: Ipv4Net = Ipv4Net {
-    addr: Ipv4Addr::new(10, 213, 0, 0),
-    prefix: 16,
-};
+/// A range that networks' subnets are taken from, in blocks of one size: Docker's
+/// `default-address-pools` entry (`{"base": "172.17.0.0/12", "size": 16}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressPool {
+    pub base: Ipv4Net,
+    /// The prefix length of each network's subnet.
+    pub size: u8,
+}
 
-/// The first /24 of `pool` that overlaps nothing in `taken` (the host's routes and addresses,
-/// the subnets of other networks, the nameservers instances will use).
-pub fn allocate(pool: Ipv4Net, taken: &[Ipv4Net]) -> Option<Ipv4Net> {
-    let pool = pool.normalized();
-    if pool.prefix > 24 {
-        return None;
+impl fmt::Display for AddressPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}s of {}", self.size, self.base)
     }
-    let count = 1u32 << (24 - u32::from(pool.prefix));
-    (0..count)
-        .map(|i| Ipv4Net {
-            addr: Ipv4Addr::from(u32::from(pool.network()) + (i << 8)),
-            prefix: 24,
-        })
-        .find(|candidate| !taken.iter().any(|t| t.overlaps(candidate)))
+}
+
+/// Where networks without an `ipam` subnet get theirs: 10.208.0.0/12 in /20s, 256 networks of
+/// 4094 instances each (a /24 each, as before, stopped a service at its 254th instance).
+/// Docker gives each network a /16 (172.17.0.0/12 in /16s, then 192.168.0.0/16 in /20s), which
+/// leaves room for 31 networks and, taking all of 172.16.0.0/12, is the range that most often
+/// collides with the networks around a machine; a /20 keeps room for thousands of instances per
+/// network and for many projects within one /12, chosen to be rare elsewhere (Podman uses
+/// 10.88-89; the range contains 10.213.0.0/16, the previous pool). Subnets that overlap a route
+/// or address of the machine are skipped; when all of this range is taken (a VPN that routes
+/// 10.0.0.0/8), the /20s of 172.16.0.0/12 and then 192.168.0.0/16 that are free are used.
+pub const DEFAULT_POOLS: &[AddressPool] = &[
+    AddressPool {
+        base: Ipv4Net {
+            addr: Ipv4Addr::new(10, 208, 0, 0),
+            prefix: 12,
+        },
+        size: 20,
+    },
+    AddressPool {
+        base: Ipv4Net {
+            addr: Ipv4Addr::new(172, 16, 0, 0),
+            prefix: 12,
+        },
+        size: 20,
+    },
+    AddressPool {
+        base: Ipv4Net {
+            addr: Ipv4Addr::new(192, 168, 0, 0),
+            prefix: 16,
+        },
+        size: 20,
+    },
+];
+
+/// The first subnet of the first of `pools` that overlaps nothing in `taken` (the host's routes
+/// and addresses, the subnets of other networks, the nameservers instances will use).
+pub fn allocate(pools: &[AddressPool], taken: &[Ipv4Net]) -> Option<Ipv4Net> {
+    pools.iter().find_map(|pool| {
+        let base = pool.base.normalized();
+        if pool.size < base.prefix || pool.size > 30 {
+            return None;
+        }
+        let count = 1u64 << (pool.size - base.prefix);
+        let step = 1u64 << (32 - u32::from(pool.size));
+        (0..count)
+            .map(|i| Ipv4Net {
+                // Inside the pool, so below 2^32.
+                addr: Ipv4Addr::from((u64::from(u32::from(base.network())) + i * step) as u32),
+                prefix: pool.size,
+            })
+            .find(|candidate| !taken.iter().any(|t| t.overlaps(candidate)))
+    })
 }
 
 /// The addresses of the instances on one network, by instance name; stable for as long as the
@@ -163,7 +208,7 @@ impl Leases {
         if let Some(ip) = self.get(instance) {
             return Ok(ip);
         }
-        let used: Vec<Ipv4Addr> = self.by_instance.values().copied().collect();
+        let used: BTreeSet<Ipv4Addr> = self.by_instance.values().copied().collect();
         let ip = (2..)
             .map_while(|n| subnet.nth(n))
             .take_while(|ip| *ip != subnet.broadcast())
@@ -209,16 +254,71 @@ mod tests {
 
     #[test]
     fn allocates_around_what_is_taken() {
-        let taken = [net("10.213.0.0/23"), net("10.213.3.17/32")];
-        assert_eq!(allocate(DEFAULT_POOL, &taken), Some(net("10.213.2.0/24")));
+        let taken = [net("10.208.0.0/19"), net("10.208.35.17/32")];
+        assert_eq!(allocate(DEFAULT_POOLS, &taken), Some(net("10.208.48.0/20")));
         let taken = [
-            net("10.213.0.0/23"),
-            net("10.213.2.0/24"),
-            net("10.213.3.17/32"),
+            net("10.208.0.0/19"),
+            net("10.208.32.0/20"),
+            net("10.208.50.0/24"),
         ];
-        assert_eq!(allocate(DEFAULT_POOL, &taken), Some(net("10.213.4.0/24")));
-        // A host route covering the whole pool leaves nothing.
-        assert_eq!(allocate(DEFAULT_POOL, &[net("10.0.0.0/8")]), None);
+        assert_eq!(allocate(DEFAULT_POOLS, &taken), Some(net("10.208.64.0/20")));
+        // A host route covering the first pool sends the next network to the second one, and
+        // the second's used parts to the third.
+        assert_eq!(
+            allocate(DEFAULT_POOLS, &[net("10.0.0.0/8")]),
+            Some(net("172.16.0.0/20"))
+        );
+        assert_eq!(
+            allocate(DEFAULT_POOLS, &[net("10.0.0.0/8"), net("172.16.0.0/12")]),
+            Some(net("192.168.0.0/20"))
+        );
+        let everything = [
+            net("10.0.0.0/8"),
+            net("172.16.0.0/12"),
+            net("192.168.0.0/16"),
+        ];
+        assert_eq!(allocate(DEFAULT_POOLS, &everything), None);
+        // Sizes that do not fit their base give nothing rather than a wrong subnet.
+        let odd = [AddressPool {
+            base: net("10.1.0.0/16"),
+            size: 8,
+        }];
+        assert_eq!(allocate(&odd, &[]), None);
+    }
+
+    #[test]
+    fn the_default_pools_hold_256_networks_of_thousands_of_instances() {
+        let mut taken = Vec::new();
+        for _ in 0..256 {
+            let subnet = allocate(DEFAULT_POOLS, &taken).expect("a subnet");
+            assert!(DEFAULT_POOLS[0].base.contains(subnet.network()), "{subnet}");
+            assert_eq!(subnet.prefix(), 20);
+            taken.push(subnet);
+        }
+        assert_eq!(taken[255], net("10.223.240.0/20"));
+        assert_eq!(
+            allocate(DEFAULT_POOLS, &taken).map(|s| s.to_string()),
+            Some("172.16.0.0/20".into())
+        );
+    }
+
+    // Pins the bug where each network was a /24, so a service's 254th instance got no address.
+    #[test]
+    fn the_254th_and_300th_instances_of_a_default_network_get_addresses() {
+        let subnet = allocate(DEFAULT_POOLS, &[]).expect("a subnet");
+        let mut l = Leases::default();
+        let mut seen = BTreeSet::new();
+        for n in 1..=300u32 {
+            let ip = l
+                .lease(subnet, &format!("p-web-{n}"), None)
+                .unwrap_or_else(|e| panic!("instance {n}: {e}"));
+            assert!(subnet.contains(ip) && Some(ip) != subnet.gateway(), "{ip}");
+            assert!(seen.insert(ip), "{ip} given twice");
+        }
+        assert_eq!(l.get("p-web-254"), Some(Ipv4Addr::new(10, 208, 0, 255)));
+        assert_eq!(l.get("p-web-255"), Some(Ipv4Addr::new(10, 208, 1, 0)));
+        assert_eq!(l.get("p-web-300"), Some(Ipv4Addr::new(10, 208, 1, 45)));
+        assert_eq!(subnet.broadcast(), Ipv4Addr::new(10, 208, 15, 255));
     }
 
     #[test]

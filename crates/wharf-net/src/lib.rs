@@ -4,9 +4,9 @@
 //!
 //! - **Networks** are bridges (`wb-<scope>-<hash>`, aliased with the network's full name), one
 //!   per Compose network (by engine-level name, so an `external` network is shared by the
-//!   projects that name it), with the `ipam` subnet when one is given, else the first /24 of
-//!   [`ipam::DEFAULT_POOL`] that overlaps no route or address of the machine. The host holds the
-//!   first address (the gateway).
+//!   projects that name it), with the `ipam` subnet when one is given, else the first /20 of
+//!   [`ipam::DEFAULT_POOLS`] that overlaps no route or address of the machine (4094 instances
+//!   per network). The host holds the first address (the gateway).
 //! - **Instances** get a network namespace each ([`netns`]), with its loopback up and, per
 //!   network, a veth whose host end (`wv-<scope>-<hash>`) is a port of the network's bridge and
 //!   whose other end is `eth0`, `eth1`, ... inside, with an address of the network (its
@@ -58,8 +58,8 @@ pub struct NetConfig {
     pub firewall: Option<FirewallKind>,
     /// The instances' nameservers; when `None`, the machine's own that instances can reach.
     pub nameservers: Option<Vec<IpAddr>>,
-    /// Where private subnets come from.
-    pub pool: Ipv4Net,
+    /// Where the subnets of networks without an `ipam` subnet come from, in order.
+    pub pools: Vec<ipam::AddressPool>,
 }
 
 impl NetConfig {
@@ -70,7 +70,7 @@ impl NetConfig {
             lock_file: PathBuf::from("/run/wharf/ipam.lock"),
             firewall: None,
             nameservers: None,
-            pool: ipam::DEFAULT_POOL,
+            pools: ipam::DEFAULT_POOLS.to_vec(),
         }
     }
 

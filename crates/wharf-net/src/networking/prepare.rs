@@ -98,10 +98,11 @@ impl Networking {
                 }
                 s.normalized()
             }
-            None => ipam::allocate(self.config.pool, &taken).ok_or_else(|| {
+            None => ipam::allocate(&self.config.pools, &taken).ok_or_else(|| {
+                let pools: Vec<String> = self.config.pools.iter().map(|p| p.to_string()).collect();
                 fail(format!(
-                    "no /24 of {} is free on this machine",
-                    self.config.pool
+                    "no subnet is free on this machine among the {}: give the network an `ipam` subnet, or remove unused networks",
+                    pools.join(", ")
                 ))
             })?,
         };
