@@ -395,22 +395,27 @@ impl Control for DaemonControl {
             scale,
             remove_orphans: request.remove_orphans,
         };
-        let report = self
-            .supervisor
-            .up(Arc::new(project), options)
-            .await
-            .map_err(supervisor_error)?;
-        if request.wait {
-            let timeout = Duration::from_millis(
-                request
-                    .wait_timeout_ms
-                    .unwrap_or(wharf_api::message::DEFAULT_WAIT_TIMEOUT_MS),
-            );
-            self.supervisor
-                .wait_ready(name, request.services.as_deref(), timeout)
-                .await
-                .map_err(supervisor_error)?;
+        // One deadline for the dependency waits, the starts and readiness (`up --wait`, or a
+        // timeout given without it): the supervisor applies it to every state of every
+        // instance, on every runtime.
+        let timeout = match (request.wait, request.wait_timeout_ms) {
+            (_, Some(ms)) => Some(ms),
+            (true, None) => Some(wharf_api::message::DEFAULT_WAIT_TIMEOUT_MS),
+            (false, None) => None,
+        };
+        let report = match timeout {
+            Some(ms) => {
+                let wait = wharf_supervisor::UpWait {
+                    ready: request.wait,
+                    timeout: Duration::from_millis(ms),
+                };
+                self.supervisor
+                    .up_within(Arc::new(project), options, wait)
+                    .await
+            }
+            None => self.supervisor.up(Arc::new(project), options).await,
         }
+        .map_err(supervisor_error)?;
         Ok(UpResponse {
             plan: report.plan.to_string(),
             warnings: report.warnings,

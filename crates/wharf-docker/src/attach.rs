@@ -162,7 +162,16 @@ fn reported(health: Option<&bollard::models::Health>) -> Option<ReportedHealth> 
             .to_string()
     };
     match h.status? {
-        HealthStatusEnum::STARTING => Some(ReportedHealth::Starting),
+        HealthStatusEnum::STARTING => {
+            let failed = h
+                .log
+                .as_ref()
+                .and_then(|l| l.last())
+                .is_some_and(|r| r.exit_code.is_some_and(|c| c != 0));
+            Some(ReportedHealth::Starting {
+                last_failure: failed.then(last_output),
+            })
+        }
         HealthStatusEnum::HEALTHY => Some(ReportedHealth::Healthy),
         HealthStatusEnum::UNHEALTHY => Some(ReportedHealth::Unhealthy(last_output())),
         _ => None,
@@ -216,8 +225,9 @@ pub fn attach(
         .and_then(|c| c.healthcheck.as_ref())
         .and_then(|h| h.test.as_ref())
         .is_some_and(|t| t.first().is_some_and(|f| f != "NONE"));
-    let (health_tx, health_rx) =
-        watch::channel(reported(state.health.as_ref()).unwrap_or(ReportedHealth::Starting));
+    let (health_tx, health_rx) = watch::channel(
+        reported(state.health.as_ref()).unwrap_or(ReportedHealth::Starting { last_failure: None }),
+    );
     let (output_tx, output_rx) = mpsc::channel(1024);
     let (exit_tx, exit_rx) = oneshot::channel();
 
@@ -326,6 +336,27 @@ pub fn attach(
                     }
                     return;
                 }
+                // The Engine runs each health check as an exec: a failed one while the
+                // container is not healthy yet changes no status, but its output is the reason
+                // a dependent's wait gives when it times out.
+                if action == "exec_die"
+                    && has_check
+                    && attributes.get("exitCode").is_some_and(|c| c != "0")
+                {
+                    let inspect = events_docker.inspect_container(&events_id, None).await;
+                    if let Some(
+                        r @ ReportedHealth::Starting {
+                            last_failure: Some(_),
+                        },
+                    ) = inspect
+                        .ok()
+                        .and_then(|i| i.state)
+                        .and_then(|s| reported(s.health.as_ref()))
+                    {
+                        health_tx.send_replace(r);
+                    }
+                    continue;
+                }
                 if let Some(status) = action.strip_prefix("health_status") {
                     if !has_check {
                         continue;
@@ -333,7 +364,7 @@ pub fn attach(
                     let status = status.trim_start_matches(':').trim();
                     let next = match status {
                         "healthy" => ReportedHealth::Healthy,
-                        "starting" => ReportedHealth::Starting,
+                        "starting" => ReportedHealth::Starting { last_failure: None },
                         "unhealthy" => {
                             let inspect = events_docker.inspect_container(&events_id, None).await;
                             let output = inspect

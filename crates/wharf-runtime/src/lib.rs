@@ -178,7 +178,11 @@ pub trait InstanceHandle: Send + Sync + fmt::Debug {
 /// An instance's health as its runtime reports it ([`InstanceHandle::health`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReportedHealth {
-    Starting,
+    /// Not healthy yet; with the output of the last failed check when one failed (the Docker
+    /// Engine keeps its checks' log across restarts), so that a wait that times out can say why.
+    Starting {
+        last_failure: Option<String>,
+    },
     Healthy,
     /// With the output of the last failed check.
     Unhealthy(String),

@@ -107,6 +107,7 @@ impl Supervisor {
                     state: Arc::new(tx),
                     control: None,
                     tail: Arc::new(Mutex::new(VecDeque::new())),
+                    last_check: Arc::new(Mutex::new(None)),
                 },
             );
         }
@@ -159,6 +160,7 @@ impl Supervisor {
                 spec,
                 state: Arc::clone(&slot.state),
                 tail: Arc::clone(&slot.tail),
+                last_check: Arc::clone(&slot.last_check),
             };
             tokio::spawn(task.run(control_rx));
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use wharf_model::Project;
 use wharf_model::project::Condition;
 use wharf_plan::{ConditionKind, ObservedInstance, Op, Plan, Step, UpOptions, Wait};
@@ -29,15 +30,80 @@ pub struct UpReport {
     pub warnings: Vec<String>,
 }
 
+/// What `up` waits for before it returns, and how long it may take in all (`up --wait
+/// --wait-timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpWait {
+    /// Also wait until the instances are ready (`--wait`), not only started.
+    pub ready: bool,
+    /// One deadline for every state of every instance: the waits for dependencies' conditions,
+    /// the starts and then readiness. Its clock starts once the project is prepared (images
+    /// built or pulled): Docker Compose's `--wait-timeout` likewise bounds the start and its
+    /// dependency waits (docker/compose `pkg/compose/convergence.go`, `waitDependencies`), not
+    /// the image pulls.
+    pub timeout: Duration,
+}
+
+/// When a bounded `up` gives up, and the timeout it was given (for the message).
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+/// Why a step did not start its instance.
+enum StepError {
+    /// A dependency failed, or the instance could not be started.
+    Failed(String),
+    /// The deadline passed first; the text says what was waited for and where it was.
+    TimedOut(String),
+}
+
 impl Supervisor {
     /// Brings `project` to its desired state and returns once every planned instance has
     /// started (each after its dependencies met their conditions). Fails, naming the service, the
-    /// condition and the last lines of output, when a required dependency fails.
+    /// condition and the last lines of output, when a required dependency fails. Without a
+    /// deadline it waits on dependencies for as long as they take (see [`Supervisor::up_within`]).
     pub async fn up(
         &self,
         project: Arc<Project>,
         options: UpOptions,
     ) -> Result<UpReport, SupervisorError> {
+        self.up_until(project, options, None).await.map(|(r, _)| r)
+    }
+
+    /// [`Supervisor::up`] within `wait.timeout`, then, with `wait.ready`, waiting within the same
+    /// deadline until the instances are ready ([`Supervisor::wait_ready`]; of
+    /// `options.services` and their dependencies when given). Whatever an instance is doing when
+    /// the deadline passes (waiting on a dependency that restarts for ever, starting, not healthy
+    /// yet), this returns [`SupervisorError::Timeout`] saying which instance waits on which and
+    /// where that one is: its state, its restarts and its last failed health check.
+    pub async fn up_within(
+        &self,
+        project: Arc<Project>,
+        options: UpOptions,
+        wait: UpWait,
+    ) -> Result<UpReport, SupervisorError> {
+        let name = project.name.clone();
+        let services = options.services.clone();
+        let (report, deadline) = self.up_until(project, options, Some(wait.timeout)).await?;
+        if wait.ready
+            && let Some(deadline) = deadline
+        {
+            self.wait_ready_until(&name, services.as_deref(), deadline)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// `up`, with a deadline `timeout` after the project is prepared when one is given; returns
+    /// that deadline.
+    async fn up_until(
+        &self,
+        project: Arc<Project>,
+        options: UpOptions,
+        timeout: Option<Duration>,
+    ) -> Result<(UpReport, Option<Deadline>), SupervisorError> {
         let inner = &self.inner;
         let adoption = self.adopt(&project, &options).await?;
         let plan = {
@@ -110,6 +176,10 @@ impl Supervisor {
             )])
         })?;
         self.attach_adopted(&project, &plan, &adoption);
+        let deadline = timeout.map(|timeout| Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        });
 
         // Removals and the old halves of recreations first, dependents before dependencies.
         let to_stop: Vec<(String, u32)> = plan
@@ -171,12 +241,18 @@ impl Supervisor {
                         .get(&key)
                         .map(|s| Arc::clone(&s.tail))
                         .unwrap_or_else(|| Arc::new(Mutex::new(VecDeque::new())));
+                    let last_check = run
+                        .slots
+                        .get(&key)
+                        .map(|s| Arc::clone(&s.last_check))
+                        .unwrap_or_default();
                     run.slots.insert(
                         key,
                         Slot {
                             state: Arc::new(tx),
                             control: None,
                             tail,
+                            last_check,
                         },
                     );
                 }
@@ -189,16 +265,22 @@ impl Supervisor {
             let inner = Arc::clone(inner);
             let project = Arc::clone(&project);
             let step = step.clone();
-            set.spawn(async move { start_step(inner, project, step).await });
+            set.spawn(async move { start_step(inner, project, step, deadline).await });
         }
         let mut failures = Vec::new();
+        let mut timeouts = Vec::new();
         let mut warnings = Vec::new();
         while let Some(result) = set.join_next().await {
             match result {
                 Ok(Ok(w)) => warnings.extend(w),
-                Ok(Err(e)) => failures.push(e),
+                Ok(Err(StepError::Failed(e))) => failures.push(e),
+                Ok(Err(StepError::TimedOut(e))) => timeouts.push(e),
                 Err(e) => failures.push(format!("internal error: {e}")),
             }
+        }
+        timeouts.sort();
+        if let (true, Some(d)) = (failures.is_empty() && !timeouts.is_empty(), deadline) {
+            return Err(SupervisorError::Timeout(d.timeout, timeouts.join("\n")));
         }
         if failures.is_empty() {
             let warnings = prepared
@@ -206,8 +288,9 @@ impl Supervisor {
                 .chain(adoption.warnings)
                 .chain(warnings)
                 .collect();
-            Ok(UpReport { plan, warnings })
+            Ok((UpReport { plan, warnings }, deadline))
         } else {
+            failures.extend(timeouts.into_iter().map(|t| format!("timed out: {t}")));
             failures.sort();
             failures.dedup();
             Err(SupervisorError::Failed(failures))
@@ -225,8 +308,20 @@ impl Supervisor {
         services: Option<&[String]>,
         timeout: Duration,
     ) -> Result<(), SupervisorError> {
+        let deadline = Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        };
+        self.wait_ready_until(project, services, deadline).await
+    }
+
+    async fn wait_ready_until(
+        &self,
+        project: &str,
+        services: Option<&[String]>,
+        deadline: Deadline,
+    ) -> Result<(), SupervisorError> {
         let mut changed = self.inner.changed.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
         let scope: Option<BTreeSet<String>> = match (services, self.project(project)) {
             (Some(list), Some(p)) => Some(wharf_plan::with_dependencies(&p, list)?),
             _ => None,
@@ -251,7 +346,7 @@ impl Supervisor {
                         failed.push(failure_text(self, s, "is unhealthy"))
                     }
                     _ if s.is_ready() => {}
-                    _ => waiting.push(describe_waiting(s)),
+                    _ => waiting.push(self.describe(s)),
                 }
             }
             if !failed.is_empty() {
@@ -262,7 +357,7 @@ impl Supervisor {
             }
             tokio::select! {
                 r = changed.changed() => if r.is_err() { return Err(SupervisorError::Failed(vec!["the supervisor stopped".into()])) },
-                _ = tokio::time::sleep_until(deadline) => return Err(SupervisorError::Timeout(timeout, waiting.join(", "))),
+                _ = tokio::time::sleep_until(deadline.at) => return Err(SupervisorError::Timeout(deadline.timeout, waiting.join("\n"))),
             }
         }
     }
@@ -436,9 +531,11 @@ async fn start_step(
     inner: Arc<Inner>,
     project: Arc<Project>,
     step: Step,
-) -> Result<Vec<String>, String> {
+    deadline: Option<Deadline>,
+) -> Result<Vec<String>, StepError> {
     let mut warnings = Vec::new();
     let key = (step.service.clone(), step.number);
+    let name = crate::spec::instance_name(&project.name, &step.service, step.number);
     for wait in &step.waits {
         let Wait::Dependency {
             service,
@@ -448,9 +545,31 @@ async fn start_step(
         else {
             continue;
         };
-        if let Err(message) = wait_condition(&inner, &project, service, *condition).await {
-            let name = crate::spec::instance_name(&project.name, &step.service, step.number);
-            let text = format!("{name} was not started: {message}");
+        let outcome = wait_condition(&inner, &project, service, *condition, deadline).await;
+        if let Err(failure) = outcome {
+            let condition = condition_text(*condition);
+            // `message` goes to the instance's state and events, `failure` to `up`'s answer. A
+            // dependency still not there at the deadline fails the step whether it is required
+            // or not, as in Docker Compose ("timeout waiting for dependencies").
+            let (message, text, timed_out) = match failure {
+                StepError::Failed(message) => {
+                    let text = format!("{name} was not started: {message}");
+                    (message, text, false)
+                }
+                StepError::TimedOut(status) => {
+                    let message = match deadline {
+                        Some(d) => format!(
+                            "timed out after {} waiting for `{service}` ({condition})",
+                            wharf_model::duration::format_duration(d.timeout)
+                        ),
+                        None => format!("timed out waiting for `{service}` ({condition})"),
+                    };
+                    let text =
+                        format!("{name}, which waits for `{service}` ({condition}): {status}");
+                    (message, text, true)
+                }
+            };
+            let required = *required || timed_out;
             let state = inner
                 .lock()
                 .get(&project.name)
@@ -461,11 +580,11 @@ async fn start_step(
                     st,
                     EventKind::DependencyFailed {
                         message: message.clone(),
-                        required: *required,
+                        required,
                     },
                 );
             }
-            if *required {
+            if required {
                 if let Some(slot) = inner
                     .lock()
                     .get(&project.name)
@@ -477,7 +596,11 @@ async fn start_step(
                     });
                 }
                 inner.bump();
-                return Err(text);
+                return Err(if timed_out {
+                    StepError::TimedOut(text)
+                } else {
+                    StepError::Failed(text)
+                });
             }
             warnings.push(
                 format!("{text} (going on: the dependency is `required: false`)")
@@ -494,7 +617,7 @@ async fn start_step(
         &inner.options.base_env,
         &inner.options.volumes_dir,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| StepError::Failed(e.to_string()))?;
     for v in service
         .volumes
         .iter()
@@ -505,39 +628,58 @@ async fn start_step(
         {
             let dir = crate::spec::volume_dir(&inner.options.volumes_dir, &project, source);
             std::fs::create_dir_all(&dir).map_err(|e| {
-                format!(
+                StepError::Failed(format!(
                     "cannot create the directory of volume `{source}` ({}): {e}",
                     dir.display()
-                )
+                ))
             })?;
         }
     }
     let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let (state, tail) = {
+    let (state, tail, last_check) = {
         let mut projects = inner.lock();
         let Some(slot) = projects
             .get_mut(&project.name)
             .and_then(|r| r.slots.get_mut(&key))
         else {
-            return Err(format!(
+            return Err(StepError::Failed(format!(
                 "{}: the project went away while starting",
                 spec.name
-            ));
+            )));
         };
         slot.control = Some(control_tx);
-        (Arc::clone(&slot.state), Arc::clone(&slot.tail))
+        (
+            Arc::clone(&slot.state),
+            Arc::clone(&slot.tail),
+            Arc::clone(&slot.last_check),
+        )
     };
+    let task_state = Arc::clone(&state);
     let task = InstanceTask {
         inner: Arc::clone(&inner),
         project: Arc::clone(&project),
         spec,
         state,
         tail,
+        last_check,
     };
     let mut started = task.state.subscribe();
     tokio::spawn(task.run(control_rx));
-    // `up` returns once the instance runs (or ended trying), so that what it reports is true.
-    let _ = started.wait_for(|s| s.ever_started || s.finished).await;
+    // `up` returns once the instance runs (or ended trying), so that what it reports is true;
+    // an instance whose start outlasts the deadline (an engine that does not answer) is left to
+    // its task.
+    let started = started.wait_for(|s| s.ever_started || s.finished);
+    match deadline {
+        None => {
+            let _ = started.await;
+        }
+        Some(d) => {
+            if tokio::time::timeout_at(d.at, started).await.is_err() {
+                let st = task_state.borrow().clone();
+                return Err(StepError::TimedOut(describe_instance(&st, None)));
+            }
+        }
+    }
     Ok(warnings)
 }
 
@@ -548,22 +690,137 @@ enum Verdict {
 }
 
 /// Waits until every instance of `service` meets `condition`, or fails saying why.
+/// Waits until every instance of `service` meets `condition`, or fails saying why; with a
+/// deadline, gives up when it passes, saying where each instance of `service` is.
 async fn wait_condition(
     inner: &Arc<Inner>,
     project: &Arc<Project>,
     service: &str,
     condition: ConditionKind,
-) -> Result<(), String> {
+    deadline: Option<Deadline>,
+) -> Result<(), StepError> {
     let mut changed = inner.changed.subscribe();
+    let expired = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     loop {
         match evaluate(inner, project, service, condition) {
             Verdict::Met => return Ok(()),
-            Verdict::Failed(m) => return Err(m),
+            Verdict::Failed(m) => return Err(StepError::Failed(m)),
             Verdict::Pending => {}
         }
-        if changed.changed().await.is_err() {
-            return Err("the supervisor stopped".into());
+        tokio::select! {
+            r = changed.changed() => if r.is_err() {
+                return Err(StepError::Failed("the supervisor stopped".into()));
+            },
+            _ = &mut expired => return Err(StepError::TimedOut(service_status(inner, project, service))),
         }
+    }
+}
+
+/// Where each instance of `service` is, for a wait on it that timed out: state, restarts, last
+/// failed health check and last lines of output.
+fn service_status(inner: &Arc<Inner>, project: &Project, service: &str) -> String {
+    let projects = inner.lock();
+    let Some(run) = projects.get(&project.name) else {
+        return "the project was taken down".into();
+    };
+    let texts: Vec<String> = run
+        .slots
+        .iter()
+        .filter(|((s, _), _)| s == service)
+        .map(|(_, slot)| {
+            let st = slot.state.borrow().clone();
+            let check = slot
+                .last_check
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let lines: Vec<String> = slot
+                .tail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            format!(
+                "{}{}",
+                describe_instance(&st, check.as_deref()),
+                output_tail(&st.name, &lines)
+            )
+        })
+        .collect();
+    if texts.is_empty() {
+        format!("`{service}` has no instance yet")
+    } else {
+        texts.join("; ")
+    }
+}
+
+/// Where an instance is, in words: its state, how often it was restarted, and what its last
+/// failed health check said (`p-db-1 is restarting (restarted 4 times; last health check: exit
+/// status 1: not ready)`).
+fn describe_instance(s: &InstanceState, last_check: Option<&str>) -> String {
+    let state = match (s.status, s.health) {
+        (Status::Created, _) if s.finished => "was not started".to_string(),
+        (Status::Created, _) => "has not started yet".to_string(),
+        (Status::Starting, _) => "is starting".to_string(),
+        (Status::Running, Some(Health::Starting)) => "is running but not healthy yet".to_string(),
+        (Status::Running, Some(Health::Unhealthy)) => "is unhealthy".to_string(),
+        (Status::Running, _) => "is running".to_string(),
+        (Status::Stopping, _) => "is stopping".to_string(),
+        (Status::Exited { code }, _) => format!("exited with code {code}"),
+        (Status::Restarting { .. }, _) => "is restarting".to_string(),
+    };
+    let mut notes = Vec::new();
+    if s.restarts > 0 {
+        notes.push(format!(
+            "restarted {} time{}",
+            s.restarts,
+            if s.restarts == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(check) = last_check {
+        let check = check.trim();
+        notes.push(format!(
+            "last health check: {}",
+            if check.is_empty() { "failed" } else { check }
+        ));
+    }
+    if let Some(e) = &s.error {
+        notes.push(e.clone());
+    }
+    if notes.is_empty() {
+        format!("{} {state}", s.name)
+    } else {
+        format!("{} {state} ({})", s.name, notes.join("; "))
+    }
+}
+
+/// The last lines of an instance's output, indented under a heading; empty without lines.
+fn output_tail(name: &str, lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n  last output of {name}:\n{}",
+        lines
+            .iter()
+            .map(|l| format!("    | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+fn condition_text(condition: ConditionKind) -> &'static str {
+    match condition {
+        ConditionKind::Started => Condition::Started.as_str(),
+        ConditionKind::Healthy => Condition::Healthy.as_str(),
+        ConditionKind::CompletedSuccessfully => Condition::CompletedSuccessfully.as_str(),
     }
 }
 
@@ -621,11 +878,7 @@ fn evaluate(
             )
         }
     };
-    let condition_text = match condition {
-        ConditionKind::Started => Condition::Started.as_str(),
-        ConditionKind::Healthy => Condition::Healthy.as_str(),
-        ConditionKind::CompletedSuccessfully => Condition::CompletedSuccessfully.as_str(),
-    };
+    let condition_text = condition_text(condition);
     for s in &states {
         if s.finished && !s.ever_started {
             let why = s.error.clone().unwrap_or_else(|| "it did not start".into());
@@ -722,11 +975,20 @@ fn failure_text(sup: &Supervisor, s: &InstanceState, what: &str) -> String {
     text
 }
 
-fn describe_waiting(s: &InstanceState) -> String {
-    match (s.status, s.health) {
-        (Status::Running, Some(Health::Starting)) => format!("{} (health: starting)", s.name),
-        (Status::Created, _) => format!("{} (waiting for its dependencies)", s.name),
-        (Status::Restarting { .. }, _) => format!("{} (restarting)", s.name),
-        (status, _) => format!("{} ({status:?})", s.name),
+impl Supervisor {
+    /// An instance that `up --wait` is still waiting for, in words (see [`describe_instance`]).
+    fn describe(&self, s: &InstanceState) -> String {
+        let check = self
+            .inner
+            .lock()
+            .get(&s.project)
+            .and_then(|r| r.slots.get(&(s.service.clone(), s.number)))
+            .and_then(|slot| {
+                slot.last_check
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+            });
+        describe_instance(s, check.as_deref())
     }
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use wharf_model::project::{HealthTest, Healthcheck};
 use wharf_runtime::{InstanceHandle, Runtime};
 
-use crate::Health;
+use crate::{Health, LastCheck};
 
 /// One check of an instance's health.
 #[async_trait]
@@ -96,11 +96,14 @@ pub(crate) struct HealthChange {
     pub output: String,
 }
 
-/// Probes until the receiver is dropped, sending each change of health.
+/// Probes until the receiver is dropped, sending each change of health; every result goes to
+/// `last_check` (the output of a failure, `None` for a pass), including the failures that change
+/// nothing yet (inside the start period, or fewer than `retries`).
 pub(crate) async fn run(
     probe: Arc<dyn Probe>,
     settings: ProbeSettings,
     tx: mpsc::Sender<HealthChange>,
+    last_check: LastCheck,
 ) {
     let started = Instant::now();
     let mut health = Health::Starting;
@@ -115,6 +118,7 @@ pub(crate) async fn run(
         };
         tokio::time::sleep(period).await;
         let result = probe.check(settings.timeout).await;
+        *last_check.lock().unwrap_or_else(|p| p.into_inner()) = result.clone().err();
         let next = match result {
             Ok(()) => {
                 failures = 0;
@@ -196,7 +200,12 @@ mod tests {
         });
         let (tx, mut rx) = mpsc::channel(8);
         let t0 = Instant::now();
-        tokio::spawn(run(probe.clone(), settings(30_000, 3, 10_000, 200), tx));
+        tokio::spawn(run(
+            probe.clone(),
+            settings(30_000, 3, 10_000, 200),
+            tx,
+            LastCheck::default(),
+        ));
         let change = rx.recv().await.unwrap();
         assert_eq!(change.health, Health::Healthy);
         // Probes at 200, 400 (fail, not counted), 600 ms (pass): healthy at 600 ms, not after 30 s.
@@ -214,7 +223,12 @@ mod tests {
         });
         let (tx, mut rx) = mpsc::channel(8);
         let t0 = Instant::now();
-        tokio::spawn(run(probe, settings(1000, 3, 0, 5000), tx));
+        tokio::spawn(run(
+            probe,
+            settings(1000, 3, 0, 5000),
+            tx,
+            LastCheck::default(),
+        ));
         assert_eq!(rx.recv().await.unwrap().health, Health::Healthy);
         assert_eq!(t0.elapsed(), Duration::from_secs(1));
         let change = rx.recv().await.unwrap();
@@ -234,7 +248,16 @@ mod tests {
         });
         let (tx, mut rx) = mpsc::channel(8);
         let t0 = Instant::now();
-        tokio::spawn(run(probe, settings(1000, 2, 5000, 500), tx));
+        let last = LastCheck::default();
+        tokio::spawn(run(
+            probe,
+            settings(1000, 2, 5000, 500),
+            tx,
+            Arc::clone(&last),
+        ));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        // A failure that does not count is still what the last check said.
+        assert_eq!(*last.lock().unwrap(), Some("no".to_string()));
         assert_eq!(rx.recv().await.unwrap().health, Health::Unhealthy);
         // Probes every 500 ms before 5 s do not count; the one at 5 s (the period is over) is the
         // first failure, the next one, 1 s later, the second.

@@ -12,7 +12,7 @@ use wharf_model::project::{Condition, RestartPolicy};
 use wharf_runtime::{ExitStatus, InstanceHandle, InstanceSpec, Started};
 
 use crate::health::{self, ExecProbe, HealthChange, ProbeSettings};
-use crate::{EventKind, Health, Inner, InstanceState, Status, TAIL_LINES};
+use crate::{EventKind, Health, Inner, InstanceState, LastCheck, Status, TAIL_LINES};
 
 /// How long an exit waits for the instance's last output lines.
 const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
@@ -30,6 +30,7 @@ pub(crate) struct InstanceTask {
     pub spec: InstanceSpec,
     pub state: Arc<watch::Sender<InstanceState>>,
     pub tail: Arc<Mutex<VecDeque<String>>>,
+    pub last_check: LastCheck,
 }
 
 enum Outcome {
@@ -151,6 +152,7 @@ impl InstanceTask {
                     return tokio::spawn(crate::reported_health::follow(
                         reported,
                         health_tx.clone(),
+                        Arc::clone(&self.last_check),
                     ));
                 }
                 let probe = Arc::new(ExecProbe {
@@ -158,7 +160,12 @@ impl InstanceTask {
                     instance: Arc::clone(&handle),
                     argv: argv.clone(),
                 });
-                tokio::spawn(health::run(probe, *settings, health_tx.clone()))
+                tokio::spawn(health::run(
+                    probe,
+                    *settings,
+                    health_tx.clone(),
+                    Arc::clone(&self.last_check),
+                ))
             });
             drop(health_tx);
             let mut healthy_once = false;

@@ -28,7 +28,7 @@ mod reported_health;
 pub mod spec;
 
 pub use backoff::Backoff;
-pub use execute::UpReport;
+pub use execute::{UpReport, UpWait};
 pub use health::{ExecProbe, Probe, ProbeSettings};
 pub use wharf_plan::UpOptions;
 
@@ -199,7 +199,14 @@ pub(crate) struct Slot {
     pub state: Arc<watch::Sender<InstanceState>>,
     pub control: Option<mpsc::UnboundedSender<instance::Control>>,
     pub tail: Arc<Mutex<VecDeque<String>>>,
+    /// What the instance's last failed health check said, kept across its restarts and cleared
+    /// when a check passes: the reason a dependent's wait names when it times out.
+    pub last_check: LastCheck,
 }
+
+/// The output of an instance's last failed health check, `None` after a pass or before any
+/// check failed.
+pub(crate) type LastCheck = Arc<Mutex<Option<String>>>;
 
 pub(crate) struct ProjectRun {
     pub project: Arc<Project>,

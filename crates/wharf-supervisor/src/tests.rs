@@ -101,6 +101,139 @@ async fn a_dependency_that_never_gets_healthy_stops_its_dependents_with_the_reas
     assert_eq!(rt.record("p-web-1").starts, 0);
 }
 
+/// A dependency that crash-loops before its health check can call it unhealthy: never healthy,
+/// never failed for good.
+const CRASH_LOOPING_DEPENDENCY: &str = r#"
+services:
+  db:
+    command: db
+    restart: always
+    healthcheck: {test: "check", interval: 1s, retries: 3}
+  web:
+    command: web
+    depends_on: {db: {condition: service_healthy}}
+"#;
+
+/// The instance's restart count, from the supervisor's own state.
+fn restarts(sup: &Supervisor, name: &str) -> u32 {
+    sup.instances("p")
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.restarts)
+        .unwrap_or_else(|| panic!("{name} is not an instance"))
+}
+
+// Pins the bug where `up --wait --wait-timeout 10` never returned (still waiting at 45 s
+// natively, 6 min 40 s on Docker) when a service waited `service_healthy` on a dependency that
+// kept restarting: the timeout was only applied once every instance had started.
+#[tokio::test(start_paused = true)]
+async fn the_wait_timeout_bounds_a_dependent_of_a_crash_looping_dependency_and_says_why() {
+    let rt = FakeRuntime::new();
+    rt.script(
+        "db",
+        FakeScript::exit_after(ms(1500), 1)
+            .never_healthy()
+            .with_output(&["FATAL: the data directory is locked"]),
+    );
+    let sup = supervisor(&rt);
+    let t0 = Instant::now();
+    let wait = UpWait {
+        ready: true,
+        timeout: Duration::from_secs(10),
+    };
+    let err = sup
+        .up_within(
+            project(CRASH_LOOPING_DEPENDENCY),
+            UpOptions::default(),
+            wait,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(t0.elapsed(), Duration::from_secs(10));
+    assert!(matches!(err, SupervisorError::Timeout(..)), "{err:?}");
+    let err = err.to_string();
+    let db_restarts = restarts(&sup, "p-db-1");
+    assert!(db_restarts >= 3, "p-db-1 restarted {db_restarts} times");
+    assert!(
+        err.starts_with("timed out after 10s waiting for: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("p-web-1, which waits for `db` (service_healthy): p-db-1 is restarting"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("restarted {db_restarts} times")),
+        "{err}"
+    );
+    assert!(
+        err.contains("last health check: exit code 1: not ready"),
+        "{err}"
+    );
+    assert!(
+        err.contains("| FATAL: the data directory is locked"),
+        "{err}"
+    );
+    assert_eq!(rt.record("p-web-1").starts, 0);
+    // The dependent says why it was not started; the dependency goes on restarting.
+    let web = sup
+        .instances("p")
+        .into_iter()
+        .find(|s| s.service == "web")
+        .unwrap();
+    assert!(web.finished);
+    assert_eq!(
+        web.error.as_deref(),
+        Some("timed out after 10s waiting for `db` (service_healthy)")
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(restarts(&sup, "p-db-1") > db_restarts);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_timeout_bounds_readiness_and_counts_from_the_start_of_up() {
+    // db alone, crash-looping: `up` returns at once, readiness gets what is left of the 10 s.
+    let yaml = CRASH_LOOPING_DEPENDENCY.split("  web:").next().unwrap();
+    let rt = FakeRuntime::new();
+    rt.script("db", FakeScript::exit_after(ms(1500), 1).never_healthy());
+    let sup = supervisor(&rt);
+    let t0 = Instant::now();
+    let wait = UpWait {
+        ready: true,
+        timeout: Duration::from_secs(10),
+    };
+    let err = sup
+        .up_within(project(yaml), UpOptions::default(), wait)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(t0.elapsed(), Duration::from_secs(10));
+    assert!(
+        err.starts_with("timed out after 10s waiting for: p-db-1 is restarting (restarted "),
+        "{err}"
+    );
+    assert!(
+        err.contains("last health check: exit code 1: not ready"),
+        "{err}"
+    );
+
+    // Without `ready`, the same deadline bounds only the starts: a healthy chain returns when
+    // web has started, well inside it.
+    let rt = FakeRuntime::new();
+    rt.script("db", FakeScript::run().healthy_after(ms(700)));
+    let sup = supervisor(&rt);
+    let t0 = Instant::now();
+    let wait = UpWait {
+        ready: false,
+        timeout: Duration::from_secs(10),
+    };
+    sup.up_within(project(HEALTH_GATED), UpOptions::default(), wait)
+        .await
+        .unwrap();
+    assert_eq!(t0.elapsed(), ms(800));
+    assert_eq!(rt.record("p-web-1").starts, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn completed_successfully_gates_and_a_failing_one_shot_is_reported() {
     let yaml = r#"

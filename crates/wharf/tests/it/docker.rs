@@ -27,7 +27,7 @@ const BUSYBOX: &str = "/bin/busybox";
 const WITHIN: Duration = Duration::from_secs(120);
 
 /// Whether an engine answers; says so loudly when none does, and fails when CI requires one.
-fn engine(test: &str) -> bool {
+pub(crate) fn engine(test: &str) -> bool {
     let out = std::process::Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output();
@@ -98,10 +98,10 @@ fn leftovers(project: &str) -> Vec<String> {
 /// Removes, when the test ends however it ends, this test's daemon (SIGKILL, by its pid) and then
 /// every container, network and volume of its project, and its images. Declared after the
 /// `Stack`, so it runs first.
-struct Cleanup<'a> {
-    stack: &'a Stack,
-    project: String,
-    images: Vec<String>,
+pub(crate) struct Cleanup<'a> {
+    pub stack: &'a Stack,
+    pub project: String,
+    pub images: Vec<String>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -206,7 +206,7 @@ fn wait_healthy(stack: &Stack, running: usize) -> Vec<Value> {
 }
 
 /// The build context of the test image: FROM scratch with the static busybox.
-fn busybox_context(dir: &Path) {
+pub(crate) fn busybox_context(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(BUSYBOX, dir.join("busybox")).unwrap_or_else(|e| {
         panic!("cannot copy {BUSYBOX} (apt-get install -y busybox-static): {e}")

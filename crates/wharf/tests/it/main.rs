@@ -8,6 +8,7 @@ mod docker;
 mod routing;
 mod stack;
 mod verbs;
+mod wait;
 
 use std::path::{Path, PathBuf};
 
