@@ -2,6 +2,7 @@
 //! not be proxied, classified by what failed so that it maps to a status and a retry decision.
 
 use std::fmt;
+use std::time::Duration;
 
 use hyper::StatusCode;
 
@@ -42,6 +43,9 @@ pub enum ProxyErrorKind {
     UpstreamProtocol,
     /// The client sent something unusable (no host, a bad URI).
     Downstream,
+    /// The client used what the router does not implement (a transfer coding other than
+    /// `chunked`): 501, as nginx answers.
+    Unsupported,
     /// A bug or resource problem on our side.
     Internal,
 }
@@ -54,7 +58,19 @@ pub struct ProxyError {
     /// The route id, when one was chosen.
     pub route: Option<String>,
     pub message: String,
+    /// The instance refused the connection (nothing listens on its port yet, or any more).
+    pub refused: bool,
 }
+
+/// How long, at most, a request waits in all for an instance that has just joined its pool and
+/// refuses connections: Caddy's `lb_try_duration` idea (issue 12, item 11). A service without a
+/// health check takes traffic the moment it runs, usually a few milliseconds before it listens.
+pub const STARTING_RETRY_WINDOW: Duration = Duration::from_secs(2);
+/// An instance counts as just started for this long after it joined its pool.
+pub const JUST_STARTED: Duration = Duration::from_secs(10);
+/// The first wait; each next one doubles, up to [`MAX_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(5);
+const MAX_RETRY_WAIT: Duration = Duration::from_millis(250);
 
 impl ProxyError {
     pub fn new(kind: ProxyErrorKind, route: Option<&str>, message: impl Into<String>) -> Self {
@@ -62,7 +78,33 @@ impl ProxyError {
             kind,
             route: route.map(str::to_string),
             message: message.into(),
+            refused: false,
         }
+    }
+
+    /// Marks the error as a refused connection.
+    pub fn refused(mut self, refused: bool) -> Self {
+        self.refused = refused;
+        self
+    }
+
+    /// The one retry decision both request paths take after an instance failed (as pingora
+    /// carries the retry decision on its error): `Some(wait)` when the request should be tried
+    /// again after `wait` without counting as an attempt, because the instance refused the
+    /// connection, joined its pool `joined_ago` ago (it is most likely starting), the request may
+    /// be sent again (`safe`: an idempotent method whose body was not consumed) and less than
+    /// [`STARTING_RETRY_WINDOW`] was `waited` so far. The waits double from 5 ms to 250 ms.
+    pub fn retry_delay(
+        &self,
+        safe: bool,
+        joined_ago: Duration,
+        waited: Duration,
+    ) -> Option<Duration> {
+        if !(self.refused && safe && joined_ago < JUST_STARTED && waited < STARTING_RETRY_WINDOW) {
+            return None;
+        }
+        let wait = waited.clamp(FIRST_RETRY_WAIT, MAX_RETRY_WAIT);
+        Some(wait.min(STARTING_RETRY_WINDOW - waited))
     }
 
     /// Whether the request may go to another instance: only when it never reached one (and the
@@ -78,7 +120,7 @@ impl ProxyError {
             | ProxyErrorKind::UpstreamConnect
             | ProxyErrorKind::UpstreamTimeout
             | ProxyErrorKind::UpstreamProtocol => "upstream",
-            ProxyErrorKind::Downstream => "downstream",
+            ProxyErrorKind::Downstream | ProxyErrorKind::Unsupported => "downstream",
             ProxyErrorKind::Internal => "internal",
         }
     }
@@ -91,6 +133,7 @@ impl ProxyError {
             }
             ProxyErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyErrorKind::Downstream => StatusCode::BAD_REQUEST,
+            ProxyErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
             ProxyErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,5 +172,32 @@ mod tests {
         assert_eq!((e.status().as_u16(), e.is_retryable()), (504, false));
         let e = ProxyError::new(ProxyErrorKind::Downstream, None, "no host");
         assert_eq!((e.status().as_u16(), e.side()), (400, "downstream"));
+        let e = ProxyError::new(ProxyErrorKind::Unsupported, None, "gzip");
+        assert_eq!((e.status().as_u16(), e.side()), (501, "downstream"));
+    }
+
+    #[test]
+    fn a_refusal_by_a_starting_instance_is_waited_for_within_the_window() {
+        let ms = Duration::from_millis;
+        let refused =
+            ProxyError::new(ProxyErrorKind::UpstreamConnect, Some("web"), "refused").refused(true);
+        // Doubling waits that add up to the window, and no more.
+        let mut waited = Duration::ZERO;
+        let mut waits = Vec::new();
+        while let Some(w) = refused.retry_delay(true, ms(100), waited) {
+            waits.push(w);
+            waited += w;
+        }
+        assert_eq!(&waits[..4], &[ms(5), ms(5), ms(10), ms(20)]);
+        assert_eq!(waited, STARTING_RETRY_WINDOW);
+        assert!(waits.iter().all(|w| *w <= MAX_RETRY_WAIT));
+        // Not for an unsafe request, an old instance, or another failure.
+        assert_eq!(refused.retry_delay(false, ms(100), Duration::ZERO), None);
+        assert_eq!(
+            refused.retry_delay(true, JUST_STARTED, Duration::ZERO),
+            None
+        );
+        let reset = ProxyError::new(ProxyErrorKind::UpstreamConnect, Some("web"), "reset");
+        assert_eq!(reset.retry_delay(true, ms(100), Duration::ZERO), None);
     }
 }

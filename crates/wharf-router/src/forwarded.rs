@@ -8,12 +8,52 @@ use std::net::IpAddr;
 use hyper::HeaderMap;
 use hyper::header::{FORWARDED, HeaderName, HeaderValue};
 
+pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Headers that tell an instance who the client is, which path it asked for or how it came,
+/// under names other than the four above. Frameworks and proxies believe them (Spring's
+/// `X-Forwarded-Prefix`, IIS's `X-Original-URL`, Cloudflare's and Fastly's client addresses), so
+/// from a peer that is not a trusted proxy they are removed (issue 12, item 7), and `X-Real-IP`
+/// is set to the peer's address. From a trusted proxy they pass as they came. Lower case, as
+/// header names are compared.
+pub(crate) const CLIENT_HEADERS: &[&str] = &[
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-proxyuser-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-server",
+    "x-url-scheme",
+    "front-end-https",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+];
+
+/// Whether a header name (any case) is one of [`CLIENT_HEADERS`].
+pub(crate) fn is_client_header(name: &[u8]) -> bool {
+    CLIENT_HEADERS
+        .iter()
+        .any(|h| h.len() == name.len() && h.as_bytes().eq_ignore_ascii_case(name))
+}
+
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Sets the forwarding headers for a request from `peer` that asked for `host` over `proto`.
-/// Runs for every request: the common case (an untrusted peer) allocates two strings and copies
+/// Runs for every request: the common case (an untrusted peer) allocates three strings and copies
 /// nothing else.
 pub(crate) fn set(
     headers: &mut HeaderMap,
@@ -39,7 +79,19 @@ pub(crate) fn set(
         if !headers.contains_key(&X_FORWARDED_HOST) {
             headers.insert(X_FORWARDED_HOST, host.clone());
         }
+        if !headers.contains_key(&X_REAL_IP) {
+            insert(headers, X_REAL_IP, peer_text);
+        }
     } else {
+        let spoofable: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| is_client_header(n.as_str().as_bytes()))
+            .cloned()
+            .collect();
+        for name in spoofable {
+            headers.remove(name);
+        }
+        insert(headers, X_REAL_IP, peer_text.clone());
         insert(headers, X_FORWARDED_FOR, peer_text);
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         headers.insert(X_FORWARDED_HOST, host.clone());

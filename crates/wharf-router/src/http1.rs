@@ -17,8 +17,8 @@
 //! malformed (absolute-form targets, odd characters, conflicting framing, too many or too large
 //! headers), which hyper answers as it always has.
 
-mod chunked;
-mod head;
+pub(crate) mod chunked;
+pub(crate) mod head;
 mod prefixed;
 pub(crate) mod upstream;
 
@@ -76,6 +76,10 @@ pub(crate) async fn serve(router: Router, stream: TcpStream, peer: SocketAddr) {
                 match head::parse_request(&conn.buf, &mut conn.head) {
                     Parsed::Complete => break,
                     Parsed::Hyper => return conn.hand_to_hyper(router, stream).await,
+                    Parsed::Reject { status, reason } => {
+                        conn.reject(&router, &mut stream, status, reason).await;
+                        return;
+                    }
                     Parsed::Partial => {}
                 }
             }
@@ -143,8 +147,11 @@ enum Failure {
     Timeout,
     /// The instance answered something unusable, or broke the exchange.
     Protocol(String),
-    /// The client went away (or broke its request body): nothing more to do.
+    /// The client went away: nothing more to do.
     Client,
+    /// The client's chunked body broke after part of it went to the instance: a 400 if no
+    /// response has started (as nginx answers), else the connection is closed.
+    BadBody(String),
 }
 
 /// A relayed response.
@@ -163,6 +170,25 @@ impl ClientConn {
         router
             .serve_stream(prefixed::Prefixed::new(buf, stream), peer, false)
             .await;
+    }
+
+    /// Answers a request refused before its head could be used (its line too long, its framing
+    /// ambiguous), and closes: what follows cannot be told apart from the rest of it.
+    async fn reject(&mut self, router: &Router, stream: &mut TcpStream, status: u16, reason: &str) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = format!("{reason}\n");
+        let ledger = Ledger {
+            start: std::time::Instant::now(),
+            request_id: router.next_request_id_bytes().to_vec(),
+            metrics: None,
+            log: None,
+        };
+        self.head = RequestHead::default();
+        self.head.close = true;
+        let _ = self
+            .answer(router, stream, status, &body, None, ledger)
+            .await;
+        let _ = stream.shutdown().await;
     }
 
     /// Serves the request whose head is parsed in `self.head`.
@@ -223,7 +249,19 @@ impl ClientConn {
         }
         let authority = authority.to_vec();
         let host = std::str::from_utf8(&authority).unwrap_or_default();
-        let path = self.head.path(&self.buf);
+        // The one normalisation of every transport (src/path.rs), before the route and its
+        // access rules; an already normal path is not copied.
+        let normal = match crate::path::normalise(self.head.path(&self.buf)) {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(p)) => Some(p),
+            Err(e) => {
+                let reason = e.to_string();
+                return self.refuse(router, stream, &reason, ledger).await;
+            }
+        };
+        let path = normal
+            .as_deref()
+            .unwrap_or_else(|| self.head.path(&self.buf));
         if inner.https.answers_path(path) {
             return Next::Hyper;
         }
@@ -294,32 +332,46 @@ impl ClientConn {
 
         // The request for the instance.
         let framing = self.head.framing();
-        let (body_end, complete) = match framing {
-            Framing::Empty | Framing::Close => (self.head.len, true),
+        let mut tracker = ChunkTracker::default();
+        // `send_end`: the bytes of the buffer to send now (a streamed body's trailers are not).
+        // `cut`: a whole chunked body's trailers, cut out of the buffer once the head is
+        // written, so that every attempt sends the body without them.
+        let (mut body_end, send_end, complete, cut) = match framing {
+            Framing::Empty | Framing::Close => (self.head.len, self.head.len, true, None),
             Framing::Length(n) => {
                 let available = (self.buf.len() - self.head.len) as u64;
                 let taken = available.min(n);
-                (self.head.len + taken as usize, taken == n)
+                let end = self.head.len + taken as usize;
+                (end, end, taken == n, None)
             }
-            Framing::Chunked => {
-                let mut tracker = ChunkTracker::default();
-                match tracker.feed(&self.buf[self.head.len..], |_| {}) {
-                    Ok(used) => (self.head.len + used, tracker.is_done()),
-                    Err(e) => {
-                        let e = ProxyError::new(ProxyErrorKind::Downstream, None, e.to_string());
-                        let body = format!("{e}\n");
-                        self.head.close = true;
-                        return self
-                            .answer(router, stream, e.status(), &body, None, ledger)
-                            .await;
-                    }
+            Framing::Chunked => match tracker.feed(&self.buf[self.head.len..], |_| {}) {
+                Ok(used) if tracker.is_done() => {
+                    let kept = self.head.len + tracker.kept(used);
+                    let end = self.head.len + used;
+                    let cut = kept..end - tracker.end().len();
+                    (end, end, true, Some(cut))
                 }
-            }
+                Ok(used) => (
+                    self.head.len + used,
+                    self.head.len + tracker.kept(used),
+                    false,
+                    None,
+                ),
+                Err(e) => {
+                    let e = ProxyError::new(ProxyErrorKind::Downstream, None, e.to_string());
+                    let body = format!("{e}\n");
+                    self.head.close = true;
+                    return self
+                        .answer(router, stream, e.status(), &body, None, ledger)
+                        .await;
+                }
+            },
         };
         write_request_head(
             &mut self.out,
             &self.buf,
             &self.head,
+            path,
             &entry,
             self.peer.ip(),
             &self.peer_text,
@@ -327,12 +379,17 @@ impl ClientConn {
             &authority,
             request_id,
         );
+        if let Some(cut) = cut.filter(|c| !c.is_empty()) {
+            body_end -= cut.len();
+            self.buf.drain(cut);
+        }
         let head_request = self.head_request;
         let empty_body = framing == Framing::Empty;
         let idempotent = self.head.is_idempotent(&self.buf);
         let attempts = config.max_attempts.max(1);
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut last_error: Option<ProxyError> = None;
+        let mut waited = Duration::ZERO;
         let upstreams = router.upstreams();
         'instances: for _ in 0..attempts {
             let upstream = match inner.pools.pick(&entry, &tried) {
@@ -368,14 +425,28 @@ impl ClientConn {
                     Some(c) => c,
                     None => match connect(addr, config.connect_timeout).await {
                         Ok(c) => c,
-                        Err(why) => {
-                            metrics.count_upstream_failure(UpstreamFailure::Connect);
-                            tried.push(addr);
-                            last_error = Some(ProxyError::new(
+                        Err((why, refused)) => {
+                            let error = ProxyError::new(
                                 ProxyErrorKind::UpstreamConnect,
                                 Some(&entry.id),
                                 format!("instance {}: connect to {addr}: {why}", upstream.instance),
-                            ));
+                            )
+                            .refused(refused);
+                            // The request is whole in the buffer: it may wait for an instance
+                            // that is still starting (one decision for both paths).
+                            if let Some(wait) = error.retry_delay(
+                                complete && idempotent,
+                                upstream.joined_ago(),
+                                waited,
+                            ) {
+                                metrics.count_starting_retry();
+                                waited += wait;
+                                tokio::time::sleep(wait).await;
+                                continue;
+                            }
+                            metrics.count_upstream_failure(UpstreamFailure::Connect);
+                            tried.push(addr);
+                            last_error = Some(error);
                             if empty_body {
                                 continue 'instances;
                             }
@@ -396,7 +467,7 @@ impl ClientConn {
                     self.relay_whole(stream, &mut conn, body_end, exchange)
                         .await
                 } else {
-                    self.relay_streaming(stream, &mut conn, body_end, exchange)
+                    self.relay_streaming(stream, &mut conn, send_end, exchange, tracker.clone())
                         .await
                 };
                 match result {
@@ -418,8 +489,21 @@ impl ClientConn {
                         return Next::KeepAlive;
                     }
                     Err(Failure::Client) => {
-                        // The client broke off its own request.
+                        // The client broke off its own request: nothing can be answered.
                         ledger.finish(StatusCode::BAD_REQUEST.as_u16(), 0, router);
+                        return Next::Close;
+                    }
+                    Err(Failure::BadBody(why)) => {
+                        drop(in_flight);
+                        self.head.close = true;
+                        if self.reply.is_empty() {
+                            // No response started: the client is told, and the log says what
+                            // it was told.
+                            return self.refuse(router, stream, &why, ledger).await;
+                        }
+                        // The instance's answer had started: it is cut, and logged as what
+                        // the client got.
+                        ledger.finish(self.response.status, 0, router);
                         return Next::Close;
                     }
                     Err(Failure::Silent { written, .. })
@@ -503,30 +587,30 @@ impl ClientConn {
         Ok(relayed)
     }
 
-    /// Sends a request whose body is still coming, streaming it while the answer is relayed.
+    /// Sends a request whose body is still coming, streaming it while the answer is relayed:
+    /// the buffer's bytes up to `send_end` first, then the rest from the client (a chunked
+    /// body's framing followed by `tracker`, which has seen the buffer's bytes).
     async fn relay_streaming(
         &mut self,
         stream: &mut TcpStream,
         conn: &mut UpstreamConn,
-        body_end: usize,
+        send_end: usize,
         exchange: Exchange<'_>,
+        tracker: ChunkTracker,
     ) -> Result<Relayed, Failure> {
         let framing = self.head.framing();
-        let sent_already = (body_end - self.head.len) as u64;
+        let sent_already = (send_end - self.head.len) as u64;
         let (mut up_read, mut up_write) = conn.stream.split();
-        let body = &self.buf[self.head.len..body_end];
+        let body = &self.buf[self.head.len..send_end];
         if let Err(e) = write_all_vectored(&mut up_write, &self.out, body).await {
             return Err(Failure::Silent {
                 written: false,
                 why: e.to_string(),
             });
         }
-        let mut tracker = ChunkTracker::default();
-        if framing == Framing::Chunked {
-            // Cannot fail: the same bytes were read before.
-            let _ = tracker.feed(body, |_| {});
-        }
         self.buf.clear();
+        // Empty until a response head is written for the client (see `Failure::BadBody`).
+        self.reply.clear();
         let (mut client_read, mut client_write) = stream.split();
         let send = copy_request_body(
             &mut client_read,
@@ -556,6 +640,9 @@ impl ClientConn {
                 match r {
                     Ok(()) => sent = Some(true),
                     Err(Side::Client) => return Poll::Ready(Err(Failure::Client)),
+                    Err(Side::Framing(e)) => {
+                        return Poll::Ready(Err(Failure::BadBody(e.to_string())));
+                    }
                     // The instance stopped reading: its answer may still come.
                     Err(Side::Upstream) => sent = Some(false),
                 }
@@ -666,7 +753,10 @@ struct Exchange<'a> {
 
 /// Which side of a streamed request body failed.
 enum Side {
+    /// Closed or broken by the client.
     Client,
+    /// A chunked body's framing was broken.
+    Framing(chunked::ChunkError),
     Upstream,
 }
 
@@ -711,8 +801,11 @@ where
                 if client.read_buf(buf).await.map_err(|_| Side::Client)? == 0 {
                     return Err(Side::Client);
                 }
-                let used = tracker.feed(buf, |_| {}).map_err(|_| Side::Client)?;
-                up.write_all(&buf[..used])
+                let used = tracker.feed(buf, |_| {}).map_err(Side::Framing)?;
+                up.write_all(&buf[..tracker.kept(used)])
+                    .await
+                    .map_err(|_| Side::Upstream)?;
+                up.write_all(tracker.end())
                     .await
                     .map_err(|_| Side::Upstream)?;
                 if tracker.is_done() {
@@ -919,14 +1012,15 @@ where
     Ok(relayed)
 }
 
-/// The request head for the instance: the client's method, the route's upstream path and the
-/// client's query, over HTTP/1.1; the client's headers minus hop-by-hop ones; `Host`, the
+/// The request head for the instance: the client's method, the route's upstream path (of the
+/// normalised `path`) and the client's query, over HTTP/1.1; the client's headers minus hop-by-hop ones; `Host`, the
 /// forwarding headers and `X-Request-Id` as the hyper path sets them (see `forwarded`).
 #[allow(clippy::too_many_arguments)]
 fn write_request_head(
     out: &mut Vec<u8>,
     buf: &[u8],
     head: &RequestHead,
+    path: &str,
     entry: &RouteEntry,
     peer: IpAddr,
     peer_text: &str,
@@ -937,7 +1031,7 @@ fn write_request_head(
     out.clear();
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
-    match entry.upstream_path(head.path(buf)) {
+    match entry.upstream_path(path) {
         Cow::Borrowed(p) => out.extend_from_slice(p.as_bytes()),
         Cow::Owned(p) => out.extend_from_slice(p.as_bytes()),
     }
@@ -947,6 +1041,7 @@ fn write_request_head(
     out.extend_from_slice(b"\r\n");
     let mut has_proto = false;
     let mut has_host = false;
+    let mut has_real_ip = false;
     for h in &head.headers {
         let pass = match h.role {
             Role::Other | Role::Authorization | Role::Date | Role::ContentLength => true,
@@ -958,6 +1053,11 @@ fn write_request_head(
                 has_host = true;
                 true
             }
+            Role::RealIp if trusted => {
+                has_real_ip = true;
+                true
+            }
+            Role::Client => trusted,
             _ => false,
         };
         if pass {
@@ -987,6 +1087,9 @@ fn write_request_head(
     }
     if !has_host {
         write_header(out, b"x-forwarded-host", authority);
+    }
+    if !has_real_ip {
+        write_header(out, b"x-real-ip", peer_text.as_bytes());
     }
     write_header(out, b"x-request-id", request_id);
     out.extend_from_slice(b"\r\n");
@@ -1101,14 +1204,15 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpstreamConn, String> {
+/// A fresh connection to an instance, or why not and whether it was refused.
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpstreamConn, (String, bool)> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             Ok(UpstreamConn::new(stream))
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("connect timed out after {timeout:?}")),
+        Ok(Err(e)) => Err((e.to_string(), e.kind() == io::ErrorKind::ConnectionRefused)),
+        Err(_) => Err((format!("connect timed out after {timeout:?}"), false)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! wharf-router: the built-in HTTP and WebSocket router (issue 5).
 //!
 //! The data path, one step per module:
+//! - [`path`]: the one normalisation of a request's path, before routing and access rules;
 //! - [`route`]: `wharf.http.*` service labels -> [`route::Route`]s (shared with wharf-kube);
 //! - [`table`]: a [`wharf_model::Project`]'s routes -> a [`RouteTable`] that finds the most
 //!   specific route for a host and path, and [`RouteTable::explain`]s its choice;
@@ -26,10 +27,14 @@ mod access;
 pub mod access_log;
 pub mod acme;
 pub mod cidr;
+mod connection;
 pub mod error;
 mod forwarded;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http1;
 pub mod metrics;
+pub mod path;
 pub mod pool;
 pub mod proxy;
 pub mod route;

@@ -87,6 +87,8 @@ pub struct RouteMetrics {
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
     upstream_failures: [AtomicU64; 3],
+    /// Connections refused by an instance that had just joined its pool, tried again.
+    starting_retries: AtomicU64,
     denied: [AtomicU64; 4],
     websockets_active: AtomicI64,
     websockets_total: AtomicU64,
@@ -99,6 +101,7 @@ impl Default for RouteMetrics {
             latency: Default::default(),
             latency_sum_micros: AtomicU64::new(0),
             upstream_failures: Default::default(),
+            starting_retries: AtomicU64::new(0),
             denied: Default::default(),
             websockets_active: AtomicI64::new(0),
             websockets_total: AtomicU64::new(0),
@@ -127,6 +130,16 @@ impl RouteMetrics {
 
     pub fn count_upstream_failure(&self, what: UpstreamFailure) {
         self.upstream_failures[what as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection refused by an instance that had just joined its pool, about to be tried
+    /// again (see `ProxyError::retry_delay`).
+    pub fn count_starting_retry(&self) {
+        self.starting_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn starting_retries(&self) -> u64 {
+        self.starting_retries.load(Ordering::Relaxed)
     }
 
     /// Requests refused by the route's access rules, for every reason.
@@ -358,6 +371,20 @@ impl Metrics {
                     m.upstream_failures(what)
                 );
             }
+        }
+
+        family(
+            &mut out,
+            "wharf_router_upstream_starting_retries_total",
+            "counter",
+            "Connections refused by an instance that had just joined its pool, tried again after a short wait, by route.",
+        );
+        for (labels, m) in &routes {
+            let _ = writeln!(
+                out,
+                "wharf_router_upstream_starting_retries_total{{{labels}}} {}",
+                m.starting_retries()
+            );
         }
 
         family(

@@ -65,6 +65,8 @@ pub struct Upstream {
     ports: BTreeMap<u16, u16>,
     state: UpstreamState,
     outstanding: Arc<AtomicUsize>,
+    /// When the instance joined its pool (tokio's clock, so that paused time rules it).
+    joined: tokio::time::Instant,
 }
 
 impl Upstream {
@@ -75,6 +77,11 @@ impl Upstream {
 
     pub fn state(&self) -> UpstreamState {
         self.state
+    }
+
+    /// How long ago the instance joined its pool (the retry window of a starting instance).
+    pub fn joined_ago(&self) -> std::time::Duration {
+        self.joined.elapsed()
     }
 
     pub fn outstanding(&self) -> usize {
@@ -184,9 +191,11 @@ impl Pools {
                 } => {
                     let mut instances = Vec::with_capacity(old.instances.len() + 1);
                     let mut outstanding = Arc::new(AtomicUsize::new(0));
+                    let mut joined = tokio::time::Instant::now();
                     for u in &old.instances {
                         if &u.instance == instance {
                             outstanding = u.outstanding.clone();
+                            joined = u.joined;
                         } else {
                             instances.push(u.clone());
                         }
@@ -202,6 +211,7 @@ impl Pools {
                         ports: ports.clone(),
                         state: UpstreamState::Up { healthy: *healthy },
                         outstanding,
+                        joined,
                     }));
                     instances.sort_by(|a, b| a.instance.cmp(&b.instance));
                     instances
@@ -218,6 +228,7 @@ impl Pools {
                                 ports: u.ports.clone(),
                                 state: UpstreamState::Draining,
                                 outstanding: u.outstanding.clone(),
+                                joined: u.joined,
                             })
                         } else {
                             u.clone()

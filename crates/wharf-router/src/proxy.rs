@@ -24,7 +24,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,6 +45,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::access::{self, AuthQuestion, ForwardAuth};
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::cidr::Cidr;
+use crate::connection::{Activity, Admitted, Busy, ClientLimits};
 use crate::error::{ProxyError, ProxyErrorKind};
 use crate::forwarded;
 use crate::http1::upstream::UpstreamPool;
@@ -83,6 +84,20 @@ pub struct RouterConfig {
     /// Whether plain-HTTP connections take the HTTP/1.1 fast path (`src/http1.rs`), which hands
     /// what it does not serve to hyper; off: hyper serves every connection.
     pub http1_fast_path: bool,
+    /// A connection served by hyper (h2c, h2 and HTTP/1.1 over TLS) with no request in progress
+    /// is closed after this (an h2 connection with a GOAWAY). It also bounds an h2 client's
+    /// handshake. nginx closes idle HTTP/2 connections after `keepalive_timeout`, 75 s.
+    pub idle_timeout: Duration,
+    /// An h2 connection is sent a PING this often; a peer that does not answer within
+    /// `h2_keep_alive_timeout` is gone, and so is its connection.
+    pub h2_keep_alive_interval: Duration,
+    pub h2_keep_alive_timeout: Duration,
+    /// For a TLS client to finish its handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Connections one client address may hold open at once, on each listener's router
+    /// (trusted proxies, which carry many clients, are not limited). A connection over the
+    /// limit is closed as soon as it is accepted.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for RouterConfig {
@@ -98,6 +113,14 @@ impl Default for RouterConfig {
             forward_auth_timeout: Duration::from_secs(10),
             access_log: None,
             http1_fast_path: true,
+            idle_timeout: Duration::from_secs(75),
+            h2_keep_alive_interval: Duration::from_secs(30),
+            h2_keep_alive_timeout: Duration::from_secs(20),
+            tls_handshake_timeout: Duration::from_secs(10),
+            // nginx sets no limit unless `limit_conn` is configured; 256 is far more than a
+            // browser opens (6 per host over HTTP/1.1, 1 over h2) and far fewer than the
+            // descriptors the daemon has.
+            max_connections_per_client: 256,
         }
     }
 }
@@ -124,6 +147,8 @@ pub(crate) struct Inner {
     metrics: Metrics,
     /// ACME HTTP-01 answers and HTTPS redirects (src/tls.rs), off until `enable_https`.
     pub(crate) https: crate::tls::HttpsState,
+    /// Open connections per client address (`max_connections_per_client`).
+    limits: Arc<ClientLimits>,
 }
 
 /// A table and the counters of its routes (in the table's order), swapped in together so that a
@@ -147,6 +172,7 @@ impl Router {
         let client = upstream_client(&config);
         let upstream_idle_timeout = config.upstream_idle_timeout;
         let metrics = Metrics::new(config.access_log.as_ref().map(|l| l.errors.clone()));
+        let limits = ClientLimits::new(config.max_connections_per_client);
         Router {
             inner: Arc::new(Inner {
                 routing: ArcSwap::from_pointee(Routing::new(table, &metrics)),
@@ -156,6 +182,7 @@ impl Router {
                 id_counter: AtomicU64::new(0),
                 metrics,
                 https: crate::tls::HttpsState::default(),
+                limits,
             }),
             client,
             upstreams: Arc::new(UpstreamPool::new(upstream_idle_timeout)),
@@ -227,6 +254,9 @@ impl Router {
         accept_until(listener, shutdown, |stream, peer| {
             let router = self.clone();
             async move {
+                let Some(_admitted) = router.admit(peer) else {
+                    return;
+                };
                 if fast {
                     crate::http1::serve(router, stream, peer).await;
                 } else {
@@ -295,24 +325,42 @@ impl Router {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let header_read_timeout = self.inner.config.header_read_timeout;
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            if via_tls {
-                req.extensions_mut().insert(crate::tls::ViaTls);
-            }
-            let router = self.clone();
-            async move { Ok::<_, Infallible>(router.handle(req, peer).await) }
-        });
+        let config = &self.inner.config;
+        let header_read_timeout = config.header_read_timeout;
+        let idle_timeout = config.idle_timeout;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(config.h2_keep_alive_interval)
+            .keep_alive_timeout(config.h2_keep_alive_timeout);
+        let activity = Activity::new();
+        let requests = activity.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if via_tls {
+                req.extensions_mut().insert(crate::tls::ViaTls);
+            }
+            let router = self.clone();
+            let busy = requests.begin();
+            async move {
+                let response = router.handle(req, peer).await;
+                Ok::<_, Infallible>(response.map(|body| Busied { body, _busy: busy }))
+            }
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(connection);
         // A client that goes away mid-request is its own business.
-        let _ = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service)
-            .await;
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = activity.idle_for(idle_timeout) => {}
+        }
+        // Idle for too long (or never past the h2 handshake): a GOAWAY, and the end.
+        connection.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(idle_timeout, connection).await;
     }
 
     /// Answers one request from `peer`: proxied, or an error response that says why.
@@ -343,12 +391,21 @@ impl Router {
             (log.clone(), record)
         });
         let mut served = Served::default();
-        let response = match self
-            .proxy(req, peer, trusted, &request_id, &mut served)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => text(e.status(), format!("{e}\n")),
+        let response = match framing_error(&req) {
+            // The connection cannot be trusted to carry another request.
+            Some(e) => {
+                let mut r = text(e.status(), format!("{e}\n"));
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r
+            }
+            None => match self
+                .proxy(req, peer, trusted, &request_id, &mut served)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => text(e.status(), format!("{e}\n")),
+            },
         };
         let (mut parts, body) = response.into_parts();
         parts.headers.insert(X_REQUEST_ID, request_id);
@@ -377,6 +434,15 @@ impl Router {
             }
             .boxed(),
         )
+    }
+
+    /// Counts a new connection from `peer` against its address's limit; `None`: over it, and
+    /// the connection is to be closed. Trusted proxies are not counted.
+    pub(crate) fn admit(&self, peer: SocketAddr) -> Option<Option<Admitted>> {
+        if self.is_trusted(peer) {
+            return Some(None);
+        }
+        self.inner.limits.admit(peer.ip()).map(Some)
     }
 
     pub(crate) fn is_trusted(&self, peer: SocketAddr) -> bool {
@@ -417,6 +483,9 @@ impl Router {
         request_id: &HeaderValue,
         served: &mut Served,
     ) -> Result<Response<Reply>, ProxyError> {
+        // The one normalisation of every transport (src/path.rs), before the route and its
+        // access rules: from here on the request's path is the one matched and forwarded.
+        normalise_path(&mut req)?;
         // ACME HTTP-01 validation, before any route (src/tls.rs).
         if let Some(answer) = self.inner.https.challenge(&req) {
             return Ok(answer.respond(text));
@@ -563,6 +632,16 @@ impl Router {
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
+        // Names with `_` are dropped, as nginx drops them (`underscores_in_headers off`): a
+        // CGI-style server reads `X_Real_IP` as `X-Real-IP`.
+        let underscored: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().contains('_'))
+            .cloned()
+            .collect();
+        for name in underscored {
+            headers.remove(name);
+        }
         if entry.route.forward_auth.is_some() {
             // Only the auth service says who the user is.
             let spoofed: Vec<HeaderName> = headers
@@ -606,12 +685,25 @@ impl Router {
         let empty_body = body.is_end_stream();
         let idempotent = is_idempotent(&outgoing.method);
         let attempts = config.max_attempts.max(1);
-        let mut body = Some(body.boxed());
+        // A body is watched for the client's own errors (a 400, not a 502) and loses its
+        // trailers; an empty one needs neither.
+        let broken = (!empty_body).then(|| Arc::new(AtomicBool::new(false)));
+        let mut body = Some(match &broken {
+            Some(flag) => ClientBody {
+                inner: body,
+                broken: flag.clone(),
+            }
+            .boxed(),
+            None => body.boxed(),
+        });
         // Filled only on a failure: the common case allocates nothing here.
         let mut tried = Vec::new();
         let mut last_error = None;
         let mut outgoing = Some(outgoing);
-        for attempt in 1..=attempts {
+        let mut attempt = 1;
+        // Time spent waiting for starting instances (`ProxyError::retry_delay`).
+        let mut waited = Duration::ZERO;
+        while attempt <= attempts {
             let upstream = match self.inner.pools.pick(entry, &tried) {
                 Ok(u) => u,
                 Err(why) => {
@@ -631,8 +723,10 @@ impl Router {
                 None => Empty::new().map_err(|never| match never {}).boxed(),
             };
             // The last attempt (or the only one a request with a body gets) takes the rewritten
-            // request itself; earlier ones send a copy.
-            let last = attempt == attempts || !empty_body;
+            // request itself; earlier ones, and any to an instance that may still be starting
+            // (it may be waited for), send a copy.
+            let starting = upstream.joined_ago() < crate::error::JUST_STARTED;
+            let last = (attempt == attempts && !starting) || !empty_body;
             let req = match (last, &outgoing) {
                 (true, _) => outgoing.take().map(|o| o.into_request(addr, body, entry)),
                 (false, Some(o)) => Some(o.clone().into_request(addr, body, entry)),
@@ -658,6 +752,25 @@ impl Router {
                 }
                 Ok(Err(e)) => classify(&e, entry, &upstream),
             };
+            if broken.as_ref().is_some_and(|b| b.load(Ordering::Relaxed)) {
+                // The client's body broke (bad chunked framing, a reset): its fault, and said so,
+                // as nginx answers 400.
+                return Err(ProxyError::new(
+                    ProxyErrorKind::Downstream,
+                    Some(&entry.id),
+                    format!("the request body broke off: {}", error.message),
+                ));
+            }
+            if let Some(wait) =
+                error.retry_delay(empty_body && idempotent, upstream.joined_ago(), waited)
+            {
+                // Not listening yet: the same request again shortly, not as another attempt.
+                metrics.count_starting_retry();
+                drop(in_flight);
+                waited += wait;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             metrics.count_upstream_failure(match error.kind {
                 ProxyErrorKind::UpstreamConnect => UpstreamFailure::Connect,
                 _ => UpstreamFailure::Protocol,
@@ -668,6 +781,7 @@ impl Router {
             if !again {
                 break;
             }
+            attempt += 1;
         }
         Err(last_error.unwrap_or_else(|| {
             ProxyError::new(
@@ -864,6 +978,76 @@ pub(crate) async fn accept_until<F, Fut>(
     }
 }
 
+/// What an HTTP/1 request's framing headers say that nginx refuses (and so does the fast path,
+/// which leaves these requests to this path): a transfer coding other than `chunked` alone is a
+/// 501 (nginx: "client sent unknown Transfer-Encoding"; hyper would take `gzip, chunked` as
+/// chunked and the coding would be lost), and a `Content-Length` with a list a 400. (Two equal
+/// `Content-Length` lines are merged into one by hyper's parser before this sees them, so only
+/// one goes on; the fast path refuses them with 400 as nginx does.)
+fn framing_error<B>(req: &Request<B>) -> Option<ProxyError> {
+    if req.version() >= Version::HTTP_2 {
+        return None;
+    }
+    let headers = req.headers();
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        let chunked = first
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"chunked");
+        if !chunked || codings.next().is_some() {
+            return Some(ProxyError::new(
+                ProxyErrorKind::Unsupported,
+                None,
+                format!(
+                    "transfer coding `{}` is not implemented (only `chunked` is)",
+                    String::from_utf8_lossy(first.as_bytes())
+                ),
+            ));
+        }
+    }
+    let lengths = headers.get_all(header::CONTENT_LENGTH);
+    if lengths.iter().count() > 1 || lengths.iter().any(|v| v.as_bytes().contains(&b',')) {
+        return Some(ProxyError::new(
+            ProxyErrorKind::Downstream,
+            None,
+            "the request has more than one Content-Length",
+        ));
+    }
+    None
+}
+
+/// Replaces the request's path by its normal form (src/path.rs), the query kept as it is; a
+/// path that cannot be normalised safely is a 400 that says why.
+fn normalise_path<B>(req: &mut Request<B>) -> Result<(), ProxyError> {
+    let normal = match crate::path::normalise(req.uri().path()) {
+        Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
+        Ok(std::borrow::Cow::Owned(p)) => p,
+        Err(e) => {
+            return Err(ProxyError::new(
+                ProxyErrorKind::Downstream,
+                None,
+                e.to_string(),
+            ));
+        }
+    };
+    let joined = match req.uri().query() {
+        Some(q) => format!("{normal}?{q}"),
+        None => normal,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    let refused = |e: &dyn std::fmt::Display| {
+        ProxyError::new(
+            ProxyErrorKind::Downstream,
+            None,
+            format!("the request's path cannot be normalised: {e}"),
+        )
+    };
+    parts.path_and_query = Some(PathAndQuery::try_from(joined).map_err(|e| refused(&e))?);
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|e| refused(&e))?;
+    Ok(())
+}
+
 fn internal(entry: &RouteEntry, e: impl std::fmt::Display) -> ProxyError {
     ProxyError::new(ProxyErrorKind::Internal, Some(&entry.id), e.to_string())
 }
@@ -879,12 +1063,16 @@ fn classify(
         ProxyErrorKind::UpstreamProtocol
     };
     let mut message = format!("instance {}: {e}", upstream.instance);
+    let mut refused = false;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         message.push_str(&format!(": {s}"));
+        refused |= s
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
         source = s.source();
     }
-    ProxyError::new(kind, Some(&entry.id), message)
+    ProxyError::new(kind, Some(&entry.id), message).refused(refused && e.is_connect())
 }
 
 fn classify_hyper(e: &hyper::Error, entry: &RouteEntry, upstream: &Upstream) -> ProxyError {
@@ -954,6 +1142,70 @@ fn tracked(response: Response<Incoming>, in_flight: InFlight) -> Response<Reply>
             _in_flight: Some(in_flight),
         },
     )
+}
+
+/// A client's request body on its way to an instance: its trailers are dropped, as nginx drops
+/// a request's trailers (they could carry `Content-Length`, `X-Forwarded-For` or anything else a
+/// hop-by-hop filter removes from the head), and an error (the client's framing or connection)
+/// is noted so that the answer is a 400 rather than a 502.
+struct ClientBody {
+    inner: Incoming,
+    broken: Arc<AtomicBool>,
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        loop {
+            return match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => continue,
+                Poll::Ready(Some(Err(e))) => {
+                    self.broken.store(true, Ordering::Relaxed);
+                    Poll::Ready(Some(Err(e)))
+                }
+                other => other,
+            };
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An answer's body that keeps its connection busy (not idle) until it is sent or dropped.
+struct Busied {
+    body: ProxyBody,
+    _busy: Busy,
+}
+
+impl Body for Busied {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The body of an answer before it is counted: an upstream's (holding the instance's in-flight

@@ -767,9 +767,12 @@ impl Router {
             let acceptor = acceptor.clone();
             let router = self.clone();
             async move {
-                // The handshake counts against the header timeout: a client that opens
-                // connections and never finishes a handshake is a slowloris too.
-                let timeout = router.config().header_read_timeout;
+                let Some(_admitted) = router.admit(peer) else {
+                    return;
+                };
+                // A client that opens connections and never finishes a handshake is a slowloris
+                // too.
+                let timeout = router.config().tls_handshake_timeout;
                 let Ok(Ok(mut stream)) =
                     tokio::time::timeout(timeout, acceptor.accept(stream)).await
                 else {

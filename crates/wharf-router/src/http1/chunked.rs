@@ -55,6 +55,10 @@ pub(crate) struct ChunkTracker {
     /// The size being read, then the data bytes left in the current chunk.
     remaining: u64,
     metadata: usize,
+    /// A trailer line was seen: trailers are not passed on (see [`ChunkTracker::kept`]).
+    in_trailers: bool,
+    /// Where the trailers began in the last input fed (0 when they began before it).
+    trailers_from: usize,
 }
 
 impl Default for ChunkTracker {
@@ -63,6 +67,8 @@ impl Default for ChunkTracker {
             state: State::Size { digits: 0 },
             remaining: 0,
             metadata: 0,
+            in_trailers: false,
+            trailers_from: 0,
         }
     }
 }
@@ -71,6 +77,29 @@ impl ChunkTracker {
     /// Whether the body's last byte (the final CRLF) has been seen.
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Of the `used` bytes the last [`feed`](ChunkTracker::feed) took, how many to pass on: all of
+    /// them, unless trailers began, which are dropped as nginx drops a request's trailers (they
+    /// could carry `Content-Length`, `X-Forwarded-For` or anything a hop-by-hop filter removes
+    /// from the head). When trailers were dropped, the body's end is the empty line
+    /// [`ChunkTracker::end`] gives once done.
+    pub(crate) fn kept(&self, used: usize) -> usize {
+        if self.in_trailers {
+            self.trailers_from.min(used)
+        } else {
+            used
+        }
+    }
+
+    /// What ends the body passed on after the last bytes [`kept`](ChunkTracker::kept): the
+    /// final CRLF when trailers were dropped (it went with them), else nothing.
+    pub(crate) fn end(&self) -> &'static [u8] {
+        if self.in_trailers && self.is_done() {
+            b"\r\n"
+        } else {
+            b""
+        }
     }
 
     /// Reads `input` up to the body's end; returns how many bytes belong to the body (fewer than
@@ -82,6 +111,7 @@ impl ChunkTracker {
         mut data: impl FnMut(&[u8]),
     ) -> Result<usize, ChunkError> {
         let mut i = 0;
+        self.trailers_from = 0;
         while i < input.len() {
             let b = input[i];
             match self.state {
@@ -149,6 +179,10 @@ impl ChunkTracker {
                         return Err(ChunkError("control byte in a trailer"));
                     } else {
                         self.count_metadata()?;
+                        if !self.in_trailers {
+                            self.in_trailers = true;
+                            self.trailers_from = i;
+                        }
                         self.state = State::Trailer;
                     }
                 }
@@ -227,6 +261,38 @@ mod tests {
         }
         let (data, used, done) = run(b"A\r\n0123456789\r\n0\r\n\r\n", 100).expect("valid");
         assert_eq!((data.len(), used, done), (10, 20, true));
+    }
+
+    /// The bytes passed on, fed in pieces of `step`.
+    fn passed_on(input: &[u8], step: usize) -> Vec<u8> {
+        let mut t = ChunkTracker::default();
+        let mut out = Vec::new();
+        for piece in input.chunks(step.max(1)) {
+            let used = t.feed(piece, |_| {}).expect("valid");
+            out.extend_from_slice(&piece[..t.kept(used)]);
+            out.extend_from_slice(t.end());
+            if t.is_done() {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn trailers_are_dropped_in_any_pieces() {
+        let body =
+            b"5\r\nhello\r\n0;e=1\r\ncontent-length: 9\r\nx-forwarded-for: 6.6.6.6\r\n\r\nGET";
+        for step in 1..body.len() {
+            assert_eq!(
+                passed_on(body, step),
+                b"5\r\nhello\r\n0;e=1\r\n\r\n",
+                "{step}"
+            );
+        }
+        let plain = b"5\r\nhello\r\n0\r\n\r\n";
+        for step in 1..plain.len() {
+            assert_eq!(passed_on(plain, step), plain, "{step}");
+        }
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub(crate) enum Role {
     Forwarded,
     Authorization,
     Date,
+    /// `X-Real-IP`: replaced by the peer's address unless the peer is a trusted proxy.
+    RealIp,
+    /// One of `forwarded::CLIENT_HEADERS`: passed on from trusted proxies only.
+    Client,
+    /// A name with `_`: dropped, as nginx does with `underscores_in_headers off` (its default),
+    /// because CGI-style servers read `X_Forwarded_For` and `X-Forwarded-For` as the same name.
+    Underscore,
 }
 
 impl Role {
@@ -71,10 +78,21 @@ impl Role {
             (b"proxy-authorization", Role::HopByHop),
             (b"proxy-connection", Role::HopByHop),
         ];
-        ROLES
+        if let Some((_, r)) = ROLES
             .iter()
             .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-            .map_or(Role::Other, |(_, r)| *r)
+        {
+            return *r;
+        }
+        if name.eq_ignore_ascii_case(b"x-real-ip") {
+            Role::RealIp
+        } else if name.contains(&b'_') {
+            Role::Underscore
+        } else if crate::forwarded::is_client_header(name) {
+            Role::Client
+        } else {
+            Role::Other
+        }
     }
 }
 
@@ -160,6 +178,9 @@ pub(crate) enum Parsed {
     /// Leave the connection to hyper: HTTP/2, an upgrade, `Expect`, or anything unusual, which
     /// hyper answers as it always has (400 and 431 included).
     Hyper,
+    /// Refused as nginx refuses it (a request line longer than a head may be: 414; two
+    /// `Content-Length` lines: 400), and the connection closed.
+    Reject { status: u16, reason: &'static str },
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -179,6 +200,14 @@ pub(crate) fn parse_request(buf: &[u8], head: &mut RequestHead) -> Parsed {
     let len = match req.parse_with_uninit_headers(buf, &mut storage) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Parsed::Partial,
+        // The request line alone fills the head's room: 414, as nginx answers a request line
+        // longer than its `large_client_header_buffers` (hyper would say 431).
+        Ok(httparse::Status::Partial) if !buf.contains(&b'\n') => {
+            return Parsed::Reject {
+                status: 414,
+                reason: "the request line is longer than a request head may be",
+            };
+        }
         Ok(httparse::Status::Partial) | Err(_) => return Parsed::Hyper,
     };
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
@@ -213,8 +242,16 @@ pub(crate) fn parse_request(buf: &[u8], head: &mut RequestHead) -> Parsed {
                 let Some(n) = parse_length(value) else {
                     return Parsed::Hyper;
                 };
+                // Two `Content-Length` headers, even equal ones, are refused as nginx refuses
+                // them ("client sent duplicate header line"); hyper would merge equal ones.
                 if length.is_some_and(|l| l != n) {
                     return Parsed::Hyper;
+                }
+                if length.is_some() {
+                    return Parsed::Reject {
+                        status: 400,
+                        reason: "the request has more than one Content-Length",
+                    };
                 }
                 length = Some(n);
             }

@@ -7,6 +7,7 @@ mod balancing;
 mod draining;
 mod forward_auth;
 mod forwarded;
+mod hardening;
 mod http1;
 mod metrics;
 mod pebble;
