@@ -685,39 +685,71 @@ impl Control for DaemonControl {
 
     async fn down(&self, name: &str, volumes: bool) -> Result<DownResponse, ApiError> {
         self.restored().await;
-        let project = self.project(name).await?;
+        let mut warnings = Vec::new();
+        // A stored project that no longer loads (a store written before names were checked, or
+        // damaged) is still forgotten: `down` is how the user gets rid of it.
+        let project = match self.project(name).await {
+            Ok(p) => Some(p),
+            Err(e) if e.kind == ErrorKind::Internal => {
+                warnings.push(format!(
+                    "{}; the project is forgotten anyway and none of its volumes is removed",
+                    e.message
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        };
         // Every instance stops first; what the runtime cannot remove after that (an engine
         // network with a stale endpoint) is a warning, and the project is forgotten anyway.
-        let mut warnings = Vec::new();
         let engine_volumes = match self.supervisor.down_with(name, volumes).await {
             Ok(v) => v,
             Err(SupervisorError::Failed(problems)) => {
-                warnings = problems;
+                warnings.extend(problems);
                 Vec::new()
             }
+            Err(SupervisorError::UnknownProject(_)) if project.is_none() => Vec::new(),
             Err(e) => return Err(supervisor_error(e)),
         };
         self.routing.detach(name);
-        let owned = name.to_string();
-        self.with_store(move |s| s.remove(&owned)).await?;
+        // The logs go first: on a full disk their space lets the store commit.
         self.logs.forget(name).await;
+        let owned = name.to_string();
+        if let Err(first) = self.with_store(move |s| s.remove(&owned)).await {
+            // After an I/O error the store reopens its file on the next operation.
+            let owned = name.to_string();
+            self.with_store(move |s| s.remove(&owned))
+                .await
+                .map_err(|e| {
+                    ApiError::internal(format!(
+                        "the instances of `{name}` are stopped, but the store cannot forget the project ({}; then {}): free space in the state directory and run `wharf down` again",
+                        first.message, e.message
+                    ))
+                })?;
+        }
         let mut removed_volumes: Vec<PathBuf> =
             engine_volumes.into_iter().map(PathBuf::from).collect();
-        if volumes && !self.runtimes.runs_images(name) {
-            for (key, volume) in &project.volumes {
-                if volume.external {
+        let native = !self.runtimes.runs_images(name);
+        for (key, volume) in project.iter().flat_map(|p| &p.volumes) {
+            if !volumes || !native || volume.external {
+                continue;
+            }
+            // Defense in depth: the loader refuses such names, but a store may hold one.
+            let dir = match wharf_model::names::child_path(&self.state_dir.volumes(), &volume.name)
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    warnings.push(format!("volume `{key}` is not removed: {e}"));
                     continue;
                 }
-                let dir = spec::volume_dir(&self.state_dir.volumes(), &project, key);
-                match std::fs::remove_dir_all(&dir) {
-                    Ok(()) => removed_volumes.push(dir),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(ApiError::internal(format!(
-                            "cannot remove the data of volume `{key}` ({}): {e}",
-                            dir.display()
-                        )));
-                    }
+            };
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => removed_volumes.push(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(ApiError::internal(format!(
+                        "cannot remove the data of volume `{key}` ({}): {e}",
+                        dir.display()
+                    )));
                 }
             }
         }

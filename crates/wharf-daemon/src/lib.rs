@@ -44,6 +44,8 @@ pub enum DaemonError {
     },
     #[error("the state store {}: {message} (if it is damaged, move it away and bring the projects up again)", .path.display())]
     Store { path: PathBuf, message: String },
+    #[error("wharf refuses the state directory {}: {problem}; remove it (or set WHARF_STATE_DIR to a directory of yours) and run again", .dir.display())]
+    UnsafeStateDir { dir: PathBuf, problem: String },
 }
 
 fn pid_text(pid: Option<u32>) -> String {
@@ -58,6 +60,45 @@ impl DaemonError {
             source,
         }
     }
+}
+
+/// Raises the soft limit of open files to the hard limit: every routed connection is one or two
+/// descriptors, and at the usual soft limit (1024) a few hundred idle clients starved the
+/// router and the control socket (`wharf ps` hung). Returns the limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return limit.current;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => limit.maximum,
+        Err(e) => {
+            eprintln!(
+                "wharf daemon: cannot raise the open-files limit from {:?} to {:?}: {e}",
+                limit.current, limit.maximum
+            );
+            limit.current
+        }
+    }
+}
+
+/// The names of the directories in `dir` (the projects with logs).
+fn project_dirs(dir: &Path) -> Vec<String> {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = listing
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
 }
 
 pub struct DaemonConfig {
@@ -78,9 +119,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let state_dir = config.state_dir;
-    state_dir.create()?;
+    state_dir.prepare()?;
     let _lock = state_dir.lock()?;
-    let store = Arc::new(store::Store::open(&state_dir.store())?);
+    raise_open_files_limit();
+    // When a damaged store is moved aside, the projects it held are named from their log
+    // directories (the store itself cannot be read).
+    let logs_dir = state_dir.logs();
+    let store = Arc::new(store::Store::open_with(
+        &state_dir.store(),
+        Box::new(move || project_dirs(&logs_dir)),
+    )?);
     let logs = log_store::LogStore::open(state_dir.logs(), config.log_cap)
         .map_err(|e| DaemonError::io("cannot open the log directory", &state_dir.logs(), e))?;
     // Build and pull progress goes to the log and to the project's event listeners, through

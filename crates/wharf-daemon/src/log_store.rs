@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use wharf_api::message::{InstanceState, LogEntry, LogStream};
 use wharf_api::timestamp::rfc3339_millis;
+use wharf_model::names::child_path;
 use wharf_runtime::{OutputLine, Stream};
 use wharf_supervisor::LogSink;
 
@@ -98,7 +100,7 @@ impl LogStore {
     }
 
     fn with_channel(dir: PathBuf, cap: u64, channel: usize) -> io::Result<Self> {
-        fs::create_dir_all(&dir)?;
+        private_dir(&dir)?;
         let (live, _) = broadcast::channel(LIVE);
         let shared = Arc::new(Shared {
             dir,
@@ -163,7 +165,8 @@ impl LogStore {
     ) -> io::Result<(Vec<LogEntry>, Option<broadcast::Receiver<LogEntry>>)> {
         let _gate = self.shared.gate();
         let live = follow.then(|| self.shared.live.subscribe());
-        let dir = self.shared.dir.join(project);
+        let dir = child_path(&self.shared.dir, project)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut entries = Vec::new();
         let listing = match fs::read_dir(&dir) {
             Ok(l) => l,
@@ -236,12 +239,10 @@ impl LogStore {
         }
     }
 
-    /// Where the lines of an instance are written.
-    pub fn path(&self, project: &str, instance: &str) -> PathBuf {
-        self.shared
-            .dir
-            .join(project)
-            .join(format!("{instance}.log"))
+    /// Where the lines of an instance are written; `None` for a name that is not one plain
+    /// path component (it would lead out of the log directory).
+    pub fn path(&self, project: &str, instance: &str) -> Option<PathBuf> {
+        instance_path(&self.shared.dir, project, instance)
     }
 }
 
@@ -306,9 +307,10 @@ fn write_loop(shared: &Shared, mut rx: mpsc::Receiver<Message>) {
                     }
                 }
                 Message::Forget { project, done } => {
-                    let dir = shared.dir.join(&project);
-                    files.retain(|path, _| !path.starts_with(&dir));
-                    let _ = fs::remove_dir_all(&dir);
+                    if let Ok(dir) = child_path(&shared.dir, &project) {
+                        files.retain(|path, _| !path.starts_with(&dir));
+                        let _ = fs::remove_dir_all(&dir);
+                    }
                     let _ = done.send(());
                 }
                 Message::Sync(done) => synced.push(done),
@@ -359,10 +361,23 @@ fn write_line(shared: &Shared, files: &mut HashMap<PathBuf, OpenLog>, line: Line
     };
     let mut text = serde_json::to_string(&record).unwrap_or_default();
     text.push('\n');
-    let path = shared
-        .dir
-        .join(&line.project)
-        .join(format!("{}.log", line.instance));
+    let entry = LogEntry {
+        project: line.project,
+        service: line.service,
+        instance: line.instance,
+        time: record.time,
+        stream: record.stream,
+        line: record.line,
+    };
+    let Some(path) = instance_path(&shared.dir, &entry.project, &entry.instance) else {
+        eprintln!(
+            "wharf daemon: not writing the output of `{}` of project `{}`: the name would lead out of {}",
+            entry.instance,
+            entry.project,
+            shared.dir.display()
+        );
+        return entry;
+    };
     let len = text.len() as u64;
     if files
         .get(&path)
@@ -391,21 +406,32 @@ fn write_line(shared: &Shared, files: &mut HashMap<PathBuf, OpenLog>, line: Line
             Err(e) => report(&path, log, &e),
         }
     }
-    LogEntry {
-        project: line.project,
-        service: line.service,
-        instance: line.instance,
-        time: record.time,
-        stream: record.stream,
-        line: record.line,
-    }
+    entry
+}
+
+/// `<dir>/<project>/<instance>.log`, when both names are plain path components.
+fn instance_path(dir: &Path, project: &str, instance: &str) -> Option<PathBuf> {
+    child_path(&child_path(dir, project).ok()?, &format!("{instance}.log")).ok()
+}
+
+/// Creates `dir` (and its parents) private to the daemon's user.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 fn open_log(path: &Path) -> io::Result<OpenLog> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        private_dir(dir)?;
     }
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    // The output of services holds what they print of their secrets: 0600.
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
     let size = file.metadata()?.len();
     Ok(OpenLog {
         file: BufWriter::new(file),

@@ -95,10 +95,12 @@ impl RotatingFile {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
+            // Client addresses and paths: private, as the rest of the state directory.
+            let file = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().create(true).append(true),
+                0o600,
+            )
+            .open(&self.path)?;
             self.written = file.metadata()?.len();
             self.file = Some(std::io::BufWriter::new(file));
         }

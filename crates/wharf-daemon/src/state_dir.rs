@@ -3,11 +3,18 @@
 //!
 //! Which directory: `WHARF_STATE_DIR` when set; otherwise `/var/lib/wharf` for root and
 //! `$XDG_STATE_HOME/wharf` (or `~/.local/state/wharf`) for anyone else.
+//!
+//! The directory is private: the store and the logs hold the services' environments, passwords
+//! included, and the socket is the daemon's only access control. [`StateDir::prepare`] creates
+//! it 0700 or tightens one found looser (the directory and `logs/`, `tls/` 0700, their files
+//! 0600; `volumes/` is the instances' data and is left as they made it), and refuses one that
+//! belongs to someone other than root or the user running the daemon: whoever created it first
+//! could have planted a socket or a store.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::DaemonError;
@@ -102,6 +109,54 @@ impl StateDir {
             .map_err(|e| DaemonError::io("cannot create the state directory", &self.root, e))
     }
 
+    /// Creates the directory or makes the one found private, after checking that it belongs to
+    /// root or to the user running this process (see the module documentation).
+    pub fn prepare(&self) -> Result<(), DaemonError> {
+        self.create()?;
+        self.check_owner(rustix::process::geteuid().as_raw())?;
+        self.tighten()
+    }
+
+    /// Refuses a directory that neither root nor `uid` owns.
+    pub fn check_owner(&self, uid: u32) -> Result<(), DaemonError> {
+        let meta = fs::symlink_metadata(&self.root)
+            .map_err(|e| DaemonError::io("cannot examine the state directory", &self.root, e))?;
+        if !meta.is_dir() {
+            return Err(DaemonError::UnsafeStateDir {
+                dir: self.root.clone(),
+                problem: "it is not a directory (a symbolic link or a file is not followed)".into(),
+            });
+        }
+        let owner = meta.uid();
+        if owner != 0 && owner != uid {
+            return Err(DaemonError::UnsafeStateDir {
+                dir: self.root.clone(),
+                problem: format!(
+                    "it belongs to uid {owner}, neither root nor you (uid {uid}), so whoever owns it could have put a socket or a store there"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes the directory 0700 and the files wharf keeps in it 0600: its own files, and the
+    /// trees of `logs/` and `tls/` (symbolic links are not followed).
+    pub fn tighten(&self) -> Result<(), DaemonError> {
+        set_mode(&self.root, 0o700)?;
+        for entry in fs::read_dir(&self.root)
+            .map_err(|e| DaemonError::io("cannot read the state directory", &self.root, e))?
+        {
+            let entry = entry
+                .map_err(|e| DaemonError::io("cannot read the state directory", &self.root, e))?;
+            let path = entry.path();
+            if path == self.volumes() {
+                continue;
+            }
+            tighten_tree(&path)?;
+        }
+        Ok(())
+    }
+
     /// Takes the daemon lock, or says which daemon holds it. The lock is released when the
     /// returned value is dropped or the process ends, however it ends.
     pub fn lock(&self) -> Result<DaemonLock, DaemonError> {
@@ -111,6 +166,7 @@ impl StateDir {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| DaemonError::io("cannot open the daemon lock", &path, e))?;
         if let Err(e) =
@@ -151,6 +207,32 @@ impl StateDir {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .map_err(|e| DaemonError::io("cannot restrict the permissions of", path, e))
     }
+}
+
+/// `path` 0700 when a directory (and everything under it), 0600 when a file; the socket and
+/// symbolic links are left alone.
+fn tighten_tree(path: &Path) -> Result<(), DaemonError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(DaemonError::io("cannot examine", path, e)),
+    };
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        set_mode(path, 0o700)?;
+        for entry in fs::read_dir(path).map_err(|e| DaemonError::io("cannot read", path, e))? {
+            let entry = entry.map_err(|e| DaemonError::io("cannot read", path, e))?;
+            tighten_tree(&entry.path())?;
+        }
+    } else if kind.is_file() && meta.mode() & 0o077 != 0 {
+        set_mode(path, 0o600)?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), DaemonError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| DaemonError::io("cannot restrict the permissions of", path, e))
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {

@@ -4,6 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -76,6 +77,7 @@ fn start_daemon(state: &StateDir) -> io::Result<Child> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(state.daemon_log())?;
     let exe = std::env::current_exe()?;
     let mut command = std::process::Command::new(exe);

@@ -22,7 +22,7 @@ async fn a_full_file_rotates_to_dot_1_and_only_one_old_file_is_kept() {
         store.append("p", "web", "p-web-1", at(i), LogStream::Stdout, &line);
     }
     store.sync().await;
-    let current = store.path("p", "p-web-1");
+    let current = store.path("p", "p-web-1").unwrap();
     let previous = tmp.path().join("p/p-web-1.log.1");
     assert_eq!(fs::metadata(&current).unwrap().len(), 5 * LINE);
     assert_eq!(fs::metadata(&previous).unwrap().len(), 10 * LINE);

@@ -1,3 +1,4 @@
 //! Integration tests of wharf-daemon's stores.
 
+mod hardening;
 mod round_trip;
