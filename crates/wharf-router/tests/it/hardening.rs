@@ -312,9 +312,43 @@ impl AccessSink for ToTest {
     }
 }
 
+/// An instance that says (on `heard`) when the first bytes of a request body reached it, then
+/// reads the rest before answering.
+async fn first_bytes_backend(heard: mpsc::UnboundedSender<()>) -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let heard = heard.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let heard = heard.clone();
+                        async move {
+                            let mut body = req.into_body();
+                            if let Some(frame) = body.frame().await {
+                                frame?;
+                                let _ = heard.send(());
+                            }
+                            body.collect().await?;
+                            Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from("whole\n"))))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn a_chunk_error_after_part_of_the_body_is_a_400_and_logged_as_one() {
-    let backend = body_backend().await;
+    let (heard_tx, mut heard) = mpsc::unbounded_channel();
+    let backend = first_bytes_backend(heard_tx).await;
     for fast in [true, false] {
         let (tx, mut lines) = mpsc::unbounded_channel();
         let config = RouterConfig {
@@ -328,9 +362,11 @@ async fn a_chunk_error_after_part_of_the_body_is_a_400_and_logged_as_one() {
         let head =
             b"POST / HTTP/1.1\r\nhost: x.test\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
         stream.write_all(head).await.expect("write");
-        // The first chunk has gone on to the instance (the fast path streams it) before the
-        // broken one comes.
-        tokio::task::yield_now().await;
+        // The first chunk has reached the instance before the broken one comes.
+        heard
+            .recv()
+            .await
+            .expect("the instance heard the first chunk");
         stream.write_all(b"zz\r\n").await.expect("write");
         let mut bytes = Vec::new();
         let read = tokio::time::timeout(HANG, stream.read_to_end(&mut bytes)).await;
