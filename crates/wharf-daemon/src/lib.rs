@@ -109,6 +109,18 @@ pub struct DaemonConfig {
     pub base_env: BTreeMap<String, String>,
     /// The size cap of one instance's log file.
     pub log_cap: u64,
+    /// The free space kept in the state directory's filesystem by trimming logs
+    /// ([`log_store::DEFAULT_FLOOR`], or `WHARF_LOG_FLOOR_BYTES`: see [`log_floor_from_env`]).
+    pub log_floor: u64,
+}
+
+/// The log floor: `WHARF_LOG_FLOOR_BYTES` when set to a number, else
+/// [`log_store::DEFAULT_FLOOR`].
+pub fn log_floor_from_env() -> u64 {
+    std::env::var("WHARF_LOG_FLOOR_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(log_store::DEFAULT_FLOOR)
 }
 
 /// Runs the daemon until `shutdown` resolves: takes the state directory's lock, brings back the
@@ -131,6 +143,7 @@ pub async fn run(
     )?);
     let logs = log_store::LogStore::open(state_dir.logs(), config.log_cap)
         .map_err(|e| DaemonError::io("cannot open the log directory", &state_dir.logs(), e))?;
+    let logs_dir = state_dir.logs();
     // Build and pull progress goes to the log and to the project's event listeners, through
     // the supervisor made below.
     let announcer: Arc<std::sync::OnceLock<Supervisor>> = Arc::new(std::sync::OnceLock::new());
@@ -165,6 +178,13 @@ pub async fn run(
         },
     );
     let _ = announcer.set(supervisor.clone());
+    // Logs are trimmed before they fill the disk; each project whose logs went is told.
+    let warned = supervisor.clone();
+    logs.set_floor(config.log_floor, move |trimmed| {
+        for project in trimmed.projects(&logs_dir) {
+            warned.announce(&project, "wharf", &trimmed.to_string());
+        }
+    });
     let routing = Arc::new(routing::Routing::new(
         Arc::clone(&runtimes),
         supervisor.clone(),

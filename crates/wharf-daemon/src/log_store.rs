@@ -7,6 +7,12 @@
 //! into a bounded channel read by one writer thread. When the channel is full the line is
 //! dropped and counted, and the writer later writes a marker line saying how many were lost.
 //!
+//! When the free space of the log directory's filesystem falls under a floor
+//! ([`LogStore::set_floor`]), the writer deletes log files oldest first (by modification time:
+//! rotated files and stopped instances' logs go before the live ones) until it is above the
+//! floor again, and says which ([`Trimmed`]), so that the logs never fill the disk the store
+//! and the instances need.
+//!
 //! Readers ([`LogStore::read`]) take the same gate the writer holds while it writes a batch and
 //! publishes it to followers, so a follower gets every line exactly once: those on disk before
 //! it subscribed, then the live ones.
@@ -70,9 +76,65 @@ enum Message {
 
 type InstanceKey = (String, String, String);
 
+/// The free space kept in the log directory's filesystem when none is configured.
+pub const DEFAULT_FLOOR: u64 = 64 << 20;
+
+/// Log files deleted to keep free space above the floor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trimmed {
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+    /// Free bytes before and after.
+    pub free_before: u64,
+    pub free_after: u64,
+    pub floor: u64,
+}
+
+impl Trimmed {
+    /// The projects whose logs were deleted (the names of their directories).
+    pub fn projects(&self, dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .files
+            .iter()
+            .filter_map(|f| f.strip_prefix(dir).ok())
+            .filter(|rest| rest.components().count() > 1)
+            .filter_map(|rest| rest.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        out.dedup();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+impl std::fmt::Display for Trimmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "warning: the disk of the logs had {} KiB free, under the floor of {} KiB: deleted {} log file(s) ({} KiB), oldest first: {}; {} KiB free now",
+            self.free_before / 1024,
+            self.floor / 1024,
+            self.files.len(),
+            self.bytes / 1024,
+            self.files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.free_after / 1024
+        )
+    }
+}
+
+type TrimWarning = Box<dyn Fn(&Trimmed) + Send + Sync>;
+
 struct Shared {
     dir: PathBuf,
     cap: u64,
+    /// Free bytes kept in the filesystem (0: no trimming).
+    floor: std::sync::atomic::AtomicU64,
+    on_trim: std::sync::OnceLock<TrimWarning>,
     gate: Mutex<()>,
     live: broadcast::Sender<LogEntry>,
     dropped: Mutex<BTreeMap<InstanceKey, u64>>,
@@ -105,6 +167,8 @@ impl LogStore {
         let shared = Arc::new(Shared {
             dir,
             cap: cap.max(1),
+            floor: std::sync::atomic::AtomicU64::new(0),
+            on_trim: std::sync::OnceLock::new(),
             gate: Mutex::new(()),
             live,
             dropped: Mutex::new(BTreeMap::new()),
@@ -116,6 +180,13 @@ impl LogStore {
             .name("wharf-log-writer".into())
             .spawn(move || write_loop(&writer, rx))?;
         Ok(LogStore { shared, tx })
+    }
+
+    /// Keeps `floor` bytes free in the log directory's filesystem by deleting log files oldest
+    /// first; `warn` is told each time (once: later calls change the floor only).
+    pub fn set_floor(&self, floor: u64, warn: impl Fn(&Trimmed) + Send + Sync + 'static) {
+        self.shared.floor.store(floor, Ordering::Release);
+        let _ = self.shared.on_trim.set(Box::new(warn));
     }
 
     /// Appends a line (the supervisor calls this through [`LogSink`]); never blocks.
@@ -293,6 +364,7 @@ fn write_loop(shared: &Shared, mut rx: mpsc::Receiver<Message>) {
             }
         }
         let _gate = shared.gate();
+        trim_if_low(shared, &mut files);
         let mut published = Vec::new();
         let mut synced = Vec::new();
         for message in batch {
@@ -327,6 +399,71 @@ fn write_loop(shared: &Shared, mut rx: mpsc::Receiver<Message>) {
         for done in synced {
             let _ = done.send(());
         }
+    }
+}
+
+/// The bytes an unprivileged writer may still use in the filesystem of `dir`.
+fn free_bytes(dir: &Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Deletes log files, oldest first, while the free space is under the floor.
+fn trim_if_low(shared: &Shared, files: &mut HashMap<PathBuf, OpenLog>) {
+    let floor = shared.floor.load(Ordering::Acquire);
+    if floor == 0 {
+        return;
+    }
+    let Ok(free_before) = free_bytes(&shared.dir) else {
+        return;
+    };
+    if free_before >= floor {
+        return;
+    }
+    // Every file of the directory and of the projects' directories, oldest first.
+    let mut candidates: Vec<(SystemTime, PathBuf, u64)> = Vec::new();
+    let mut collect = |dir: &Path, depth: usize| -> Vec<PathBuf> {
+        let mut subdirs = Vec::new();
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() && depth == 0 {
+                subdirs.push(entry.path());
+            } else if meta.is_file() {
+                let at = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                candidates.push((at, entry.path(), meta.len()));
+            }
+        }
+        subdirs
+    };
+    for sub in collect(&shared.dir, 0) {
+        collect(&sub, 1);
+    }
+    candidates.sort();
+    let mut trimmed = Trimmed {
+        files: Vec::new(),
+        bytes: 0,
+        free_before,
+        free_after: free_before,
+        floor,
+    };
+    for (_, path, len) in candidates {
+        if trimmed.free_after >= floor {
+            break;
+        }
+        // An open file's space is freed only once it is closed too.
+        files.remove(&path);
+        if fs::remove_file(&path).is_ok() {
+            trimmed.files.push(path);
+            trimmed.bytes += len;
+        }
+        trimmed.free_after = free_bytes(&shared.dir).unwrap_or(trimmed.free_after);
+    }
+    if trimmed.files.is_empty() {
+        return;
+    }
+    eprintln!("wharf daemon: {trimmed}");
+    if let Some(warn) = shared.on_trim.get() {
+        warn(&trimmed);
     }
 }
 

@@ -359,3 +359,65 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert_eq!(now, before.maximum);
     assert_eq!(getrlimit(Resource::Nofile).current, before.maximum);
 }
+
+/// Item 5: logs were neither rotated nor trimmed before the disk filled. Under the floor, the
+/// oldest log files go first, until the floor is reached again, and the warning names them.
+#[test]
+fn logs_are_trimmed_oldest_first_when_free_space_falls_under_the_floor() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let disk = SmallDisk::mount();
+    let dir = disk.path().join("logs");
+    let old: Vec<PathBuf> = (1..=3)
+        .map(|i| dir.join(format!("old/old-web-{i}.log")))
+        .collect();
+    let recent = dir.join("new/new-web-1.log");
+    let now = std::time::SystemTime::now();
+    for (i, path) in old.iter().enumerate() {
+        write_with_mode(path, &"o".repeat(200 * 1024), 0o600);
+        let age = std::time::Duration::from_secs(300 - 100 * i as u64);
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(now - age)
+            .unwrap();
+    }
+    write_with_mode(&recent, &"n".repeat(50 * 1024), 0o600);
+    let logs = LogStore::open(dir.clone(), 1 << 20).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Free space is under 64 KiB once the disk is filled (it is filled 64 KiB at a time):
+    // deleting one old file (200 KiB) is not enough, two are.
+    logs.set_floor(300 * 1024, move |t| {
+        let _ = tx.send(t.clone());
+    });
+    let _filler = disk.fill();
+
+    logs.append(
+        "new",
+        "web",
+        "new-web-1",
+        now,
+        wharf_api::message::LogStream::Stdout,
+        "a line that needs room",
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(logs.sync());
+
+    let trimmed = rx.try_recv().expect("a warning was given");
+    assert_eq!(trimmed.files, old[..2], "{trimmed:?}");
+    assert!(!old[0].exists() && !old[1].exists());
+    assert!(old[2].exists(), "no more than needed is deleted");
+    assert!(recent.exists(), "the live log is kept");
+    assert!(trimmed.free_before < trimmed.floor && trimmed.free_after >= trimmed.floor);
+    assert_eq!(trimmed.projects(&dir), ["old"]);
+    let text = trimmed.to_string();
+    assert!(text.starts_with("warning:"), "{text}");
+    assert!(text.contains(old[0].to_str().unwrap()), "{text}");
+    // The line was written.
+    assert!(fs::read_to_string(&recent).unwrap().contains("a line that needs room"));
+}

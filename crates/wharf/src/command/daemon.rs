@@ -25,6 +25,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         runtime: Arc::new(runtime),
         base_env,
         log_cap: wharf_daemon::log_store::DEFAULT_CAP,
+        log_floor: wharf_daemon::log_floor_from_env(),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
