@@ -21,6 +21,7 @@ pub fn canonicalize(
     home: Option<&Path>,
     errors: &mut Vec<Diagnostic>,
 ) {
+    cast_booleans(root, errors, true);
     let Some(top) = root.as_map_mut() else {
         return;
     };
@@ -55,6 +56,155 @@ pub fn canonicalize(
             }
         }
     }
+}
+
+/// The boolean keys of a service (and of a `pre_start` hook's container), as dotted paths below
+/// it: `*` is any key of a mapping, `[]` any item of a list.
+const SERVICE_BOOLEANS: &[&str] = &[
+    "attach",
+    "build.no_cache",
+    "build.privileged",
+    "build.pull",
+    "depends_on.*.required",
+    "depends_on.*.restart",
+    "develop.watch.[].initial_sync",
+    "env_file.[].required",
+    "healthcheck.disable",
+    "init",
+    "oom_kill_disable",
+    "post_start.[].privileged",
+    "pre_start.[].init",
+    "pre_start.[].oom_kill_disable",
+    "pre_start.[].per_replica",
+    "pre_start.[].privileged",
+    "pre_start.[].read_only",
+    "pre_start.[].volumes.[].read_only",
+    "pre_start.[].volumes.[].volume.nocopy",
+    "pre_stop.[].privileged",
+    "privileged",
+    "read_only",
+    "stdin_open",
+    "tty",
+    "use_api_socket",
+    "volumes.[].bind.create_host_path",
+    "volumes.[].read_only",
+    "volumes.[].volume.nocopy",
+];
+
+/// The boolean keys of the top-level resources, as dotted paths from the top.
+const RESOURCE_BOOLEANS: &[&str] = &[
+    "configs.*.external",
+    "networks.*.attachable",
+    "networks.*.enable_ipv4",
+    "networks.*.enable_ipv6",
+    "networks.*.external",
+    "networks.*.internal",
+    "secrets.*.external",
+    "volumes.*.external",
+];
+
+/// Strings at boolean keys made booleans, as compose-go's `toBoolean` (loader/interpolate.go) does
+/// for the values its interpolation casts: `true` and `false` in any case; `y`, `yes`, `on`, `n`,
+/// `no`, `off` in any case with a warning (YAML 1.1 booleans, which YAML 1.2 reads as strings, so
+/// that `privileged: yes` does not silently run unprivileged). compose-go casts only part of the
+/// schema's boolean keys (not `create_host_path`, `env_file.required`, `build.*`, hooks, ...);
+/// wharf casts every one of them alike (`depends_on.*.required: no` included).
+///
+/// Run twice per file: before the schema check with `strict` false (literal values only; anything
+/// else is left for the schema and for the second run), and after interpolation with `strict` true,
+/// when any other string is an error as in compose-go (`invalid boolean`).
+pub(crate) fn cast_booleans(root: &mut Node, diagnostics: &mut Vec<Diagnostic>, strict: bool) {
+    let mut path = Vec::new();
+    for pattern in RESOURCE_BOOLEANS {
+        let parts: Vec<&str> = pattern.split('.').collect();
+        cast_at(root, &parts, &mut path, diagnostics, strict);
+    }
+    let Some(services) = root
+        .as_map_mut()
+        .and_then(|m| m.get_mut("services"))
+        .and_then(|e| e.node.as_map_mut())
+    else {
+        return;
+    };
+    for (name, service) in services.iter_mut() {
+        let mut path = vec!["services".to_string(), name.clone()];
+        for pattern in SERVICE_BOOLEANS {
+            let parts: Vec<&str> = pattern.split('.').collect();
+            cast_at(&mut service.node, &parts, &mut path, diagnostics, strict);
+        }
+    }
+}
+
+fn cast_at(
+    node: &mut Node,
+    parts: &[&str],
+    path: &mut Vec<String>,
+    diagnostics: &mut Vec<Diagnostic>,
+    strict: bool,
+) {
+    let Some((first, rest)) = parts.split_first() else {
+        cast_boolean(node, path, diagnostics, strict);
+        return;
+    };
+    match (*first, &mut node.value) {
+        ("*", Value::Map(m)) => {
+            for (k, e) in m.iter_mut() {
+                path.push(k.clone());
+                cast_at(&mut e.node, rest, path, diagnostics, strict);
+                path.pop();
+            }
+        }
+        ("[]", Value::Seq(items)) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(format!("[{i}]"));
+                cast_at(item, rest, path, diagnostics, strict);
+                path.pop();
+            }
+        }
+        (key, Value::Map(m)) => {
+            if let Some(e) = m.get_mut(key) {
+                path.push(key.to_string());
+                cast_at(&mut e.node, rest, path, diagnostics, strict);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn cast_boolean(node: &mut Node, path: &[String], diagnostics: &mut Vec<Diagnostic>, strict: bool) {
+    let Value::Str(text) = &node.value else {
+        return;
+    };
+    let dotted = || path.join(".").replace(".[", "[");
+    let (value, legacy) = match text.to_ascii_lowercase().as_str() {
+        "true" => (true, false),
+        "false" => (false, false),
+        "y" | "yes" | "on" => (true, true),
+        "n" | "no" | "off" => (false, true),
+        _ => {
+            if strict {
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!("`{}` is `{text}`: invalid boolean", dotted()),
+                        node.span,
+                    )
+                    .with_help("write true or false"),
+                );
+            }
+            return;
+        }
+    };
+    if legacy {
+        diagnostics.push(Diagnostic::warning(
+            format!(
+                "`{}`: \"{text}\" for boolean is not supported by YAML 1.2, please use `{value}`",
+                dotted()
+            ),
+            node.span,
+        ));
+    }
+    node.value = Value::Bool(value);
 }
 
 fn canonicalize_service(
@@ -435,10 +585,37 @@ fn canonical_volume(
     }
     if let Some(m) = item.as_map_mut() {
         let is_bind = m.get("type").and_then(|t| t.node.as_str()) == Some("bind");
-        if is_bind && let Some(source) = m.get_mut("source") {
+        if !is_bind {
+            return;
+        }
+        // A Windows path (`C:\data`, `\\server\share`) is kept as written: it is absolute on the
+        // host it names (compose-go's `maybeUnixPath` in paths/unix.go checks `IsWindowsAbs` first).
+        if let Some(source) = m.get_mut("source")
+            && !source.node.as_str().is_some_and(is_windows_absolute)
+        {
             absolutize_node(&mut source.node, base, home);
         }
+        // A `bind:` block without `create_host_path` gets it, as compose-go's `defaultVolumeBind`
+        // (transform/defaults.go) gives it. Without a `bind:` block none is added: compose-go's
+        // `setDefaults` only visits keys that are written, so `docker compose config` prints none
+        // (testdata/Director-4.0), and Docker Compose creates the host path for such a bind
+        // (no `Bind` means the engine's legacy `Binds`, which create it).
+        if let Some(b) = m.get_mut("bind").and_then(|e| e.node.as_map_mut())
+            && !b.contains_key("create_host_path")
+        {
+            b.insert(
+                "create_host_path".into(),
+                entry(Node::new(Value::Bool(true), span), span),
+            );
+        }
     }
+}
+
+/// `C:\x`, `c:/x` or a UNC path `\\host\share`: absolute on Windows, relative-looking here.
+fn is_windows_absolute(p: &str) -> bool {
+    let b = p.as_bytes();
+    (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
+        || p.starts_with("\\\\")
 }
 
 fn is_remote_context(s: &str) -> bool {

@@ -63,9 +63,10 @@ pub enum Value {
     Map(Mapping),
 }
 
-/// An ordered mapping; keys are strings (non-string YAML keys are written as text, as Docker
-/// Compose does). Hashed with FxHash: keys come from the user's own files, and SipHash's
-/// protection against crafted collisions costs 5% of a load for nothing here.
+/// An ordered mapping; keys are strings (a key YAML reads as a number, a boolean or null is
+/// refused while parsing, as compose-go refuses it). Hashed with FxHash: keys come from the
+/// user's own files, and SipHash's protection against crafted collisions costs 5% of a load for
+/// nothing here.
 pub type Mapping = IndexMap<String, Entry, rustc_hash::FxBuildHasher>;
 
 #[derive(Clone, Debug, PartialEq)]

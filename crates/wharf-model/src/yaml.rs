@@ -230,7 +230,6 @@ impl Builder {
                 None => {
                     let key_span = node.span;
                     let name = match node.value {
-                        Value::Null => "null".to_string(),
                         Value::Seq(_) | Value::Map(_) => {
                             return Err(Diagnostic::error(
                                 "a mapping key must be a plain value, not a list or mapping",
@@ -239,7 +238,25 @@ impl Builder {
                         }
                         // Most keys are strings: take the text instead of copying it.
                         Value::Str(s) => s,
-                        other => Node::new(other, key_span).scalar_text().unwrap_or_default(),
+                        other => {
+                            let text = match &other {
+                                Value::Null => "null".to_string(),
+                                _ => Node::new(other, key_span).scalar_text().unwrap_or_default(),
+                            };
+                            // compose-go refuses a key that YAML reads as a number, a boolean or
+                            // null (`TestNonStringKeys`: "non-string key in services: 123").
+                            let place = self.path();
+                            let place = if place.is_empty() {
+                                "at top level".to_string()
+                            } else {
+                                format!("in {place}")
+                            };
+                            return Err(Diagnostic::error(
+                                format!("non-string key {place}: {text}"),
+                                key_span,
+                            )
+                            .with_help(format!("quote it (\"{text}\") if it is meant as a name")));
+                        }
                     };
                     *key = Some((name, key_span, merge_key));
                     Ok(())
@@ -264,6 +281,27 @@ impl Builder {
                 }
             },
         }
+    }
+
+    /// Where the value being read sits, as compose-go writes it: `services.web.ports[0]`.
+    fn path(&self) -> String {
+        let mut out = String::new();
+        for frame in &self.stack {
+            match frame {
+                Frame::Map {
+                    key: Some((k, _, _)),
+                    ..
+                } => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Frame::Seq { items, .. } => out.push_str(&format!("[{}]", items.len())),
+                Frame::Map { key: None, .. } => {}
+            }
+        }
+        out
     }
 
     /// Our tag for a YAML tag, and whether it forces a string (`!!str`).
