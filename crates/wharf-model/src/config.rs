@@ -231,6 +231,14 @@ pub fn to_value(p: &Project, format: Format) -> Json {
             .map(|(k, v)| (k.clone(), file_object(v, format)));
         top.insert("configs".into(), go_map(c, format));
     }
+    // compose-go's `Project.Models` comes after `Configs`; models are untyped here.
+    if !p.models.is_empty() {
+        let m = p
+            .models
+            .iter()
+            .map(|(k, v)| (k.clone(), go_value(v, format)));
+        top.insert("models".into(), go_map(m, format));
+    }
     // Extensions are untyped (Go maps all the way down).
     let extensions = p
         .extensions
@@ -426,6 +434,14 @@ pub fn service_value(s: &Service) -> Json {
 fn service(s: &Service, format: Format) -> Json {
     let json = format == Format::Json;
     let mut out: BTreeMap<String, Json> = s.extra.clone();
+    if let Some(hosts) = out.get_mut("extra_hosts") {
+        *hosts = extra_hosts(hosts);
+    }
+    if let Some(Json::Object(deploy)) = out.get_mut("deploy")
+        && let Some(labels) = deploy.get_mut("labels")
+    {
+        *labels = label_map(labels);
+    }
     if let Some(image) = &s.image {
         out.insert("image".into(), Json::String(image.clone()));
     }
@@ -446,7 +462,12 @@ fn service(s: &Service, format: Format) -> Json {
             m.insert("labels".into(), string_map(&b.labels, format));
         }
         for (k, v) in &b.extra {
-            m.insert(k.clone(), v.clone());
+            let v = match k.as_str() {
+                "extra_hosts" => extra_hosts(v),
+                "secrets" => octal_modes(v),
+                _ => v.clone(),
+            };
+            m.insert(k.clone(), v);
         }
         out.insert("build".into(), go_struct(m, BUILD_ORDER, format));
     }
@@ -659,9 +680,100 @@ fn file_reference(r: &FileReference) -> Json {
         m.insert("gid".into(), Json::String(g.clone()));
     }
     if let Some(mode) = r.mode {
-        m.insert("mode".into(), Json::from(mode));
+        m.insert("mode".into(), Json::String(octal_mode(u64::from(mode))));
     }
     Json::Object(m)
+}
+
+/// A file mode as compose-go's `FileMode` marshals it, in YAML and JSON alike: `0` and the octal
+/// digits, as a string (`0440`).
+fn octal_mode(mode: u64) -> String {
+    format!("0{mode:o}")
+}
+
+/// The `mode` of each entry of a list of file references (`build.secrets`) as [`octal_mode`].
+fn octal_modes(list: &Json) -> Json {
+    let mut list = list.clone();
+    if let Json::Array(items) = &mut list {
+        for item in items {
+            if let Some(mode) = item.get_mut("mode")
+                && let Some(n) = mode.as_u64()
+            {
+                *mode = Json::String(octal_mode(n));
+            }
+        }
+    }
+    list
+}
+
+/// `extra_hosts` as compose-go's `HostsList` marshals it: a sorted list of `host=ip`, whether it
+/// was written as a list (`host:ip`, `host=ip`, several comma-separated addresses) or a mapping
+/// (an address or a list of them per host), with brackets around IPv6 addresses removed.
+fn extra_hosts(value: &Json) -> Json {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    match value {
+        Json::Array(items) => {
+            for item in items.iter().filter_map(Json::as_str) {
+                // compose-go's `NewHostsList`: `=` first, then `:`.
+                let Some((host, ips)) = item.split_once('=').or_else(|| item.split_once(':'))
+                else {
+                    continue;
+                };
+                pairs.extend(ips.split(',').map(|ip| (host.to_string(), ip.to_string())));
+            }
+        }
+        Json::Object(map) => {
+            for (host, ips) in map {
+                match ips {
+                    Json::Array(list) => {
+                        pairs.extend(list.iter().map(|ip| (host.clone(), json_scalar_text(ip))))
+                    }
+                    ip => pairs.push((host.clone(), json_scalar_text(ip))),
+                }
+            }
+        }
+        other => return other.clone(),
+    }
+    let mut list: Vec<String> = pairs
+        .into_iter()
+        .map(|(host, ip)| {
+            let ip = ip
+                .strip_prefix('[')
+                .and_then(|i| i.strip_suffix(']'))
+                .filter(|i| !i.is_empty())
+                .unwrap_or(&ip);
+            format!("{host}={ip}")
+        })
+        .collect();
+    list.sort();
+    Json::Array(list.into_iter().map(Json::String).collect())
+}
+
+/// A scalar as text (`null` as the empty string, as compose-go reads it in `extra_hosts`).
+fn json_scalar_text(v: &Json) -> String {
+    match v {
+        Json::Null => String::new(),
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Labels written as a list (`key=value`, or `key` for an empty value) as the mapping compose-go's
+/// `Labels` marshals.
+fn label_map(value: &Json) -> Json {
+    match value {
+        Json::Array(items) => Json::Object(
+            items
+                .iter()
+                .filter_map(Json::as_str)
+                .map(|item| {
+                    let (k, v) = item.split_once('=').unwrap_or((item, ""));
+                    (k.to_string(), Json::String(v.to_string()))
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn network(n: &Network, format: Format) -> Json {

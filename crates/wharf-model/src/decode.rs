@@ -66,6 +66,10 @@ pub(crate) fn decode(
             extensions.insert(k.clone(), to_json(&e.node));
         }
     }
+    let models: BTreeMap<String, Json> = section("models")
+        .iter()
+        .map(|(k, e)| (k.clone(), to_json(&e.node)))
+        .collect();
 
     let mut networks: BTreeMap<String, Network> = section("networks")
         .iter()
@@ -149,6 +153,7 @@ pub(crate) fn decode(
         secrets,
         configs,
         all_profiles: all_profiles.into_iter().collect(),
+        models,
         extensions,
     };
     let mut errors = d.errors;
@@ -573,7 +578,23 @@ impl Decoder<'_> {
                 .or_else(|| earlier.get(k).and_then(Option::as_ref))
                 .cloned()
         };
-        match crate::dotenv::parse_dotenv(&text, &lookup) {
+        // `format: raw` is docker/compose's `rawEnv` (values as written); compose-go refuses a
+        // format nobody registered (`dotenv.ParseWithFormat`).
+        let parsed = match f.get("format").and_then(Node::scalar_text).as_deref() {
+            None => crate::dotenv::parse_dotenv(&text, &lookup),
+            Some("raw") => crate::dotenv::parse_raw_env(&text, &lookup),
+            Some(other) => {
+                self.errors.push(
+                    Diagnostic::error(
+                        format!("env file {shown} of service `{service}`: unsupported format `{other}`"),
+                        f.span,
+                    )
+                    .with_help("write `format: raw` to keep values as written, or leave `format` out for the .env syntax"),
+                );
+                return Vec::new();
+            }
+        };
+        match parsed {
             Ok(pairs) => {
                 // A bare `KEY` line that the environment does not define is dropped, as Docker
                 // Compose does (unlike `environment: [KEY]`, which stays as a key without value).

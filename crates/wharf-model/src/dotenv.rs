@@ -94,6 +94,61 @@ pub fn parse_dotenv(
     Ok(parser.entries)
 }
 
+/// Parses an `env_file` written with `format: raw`: each value exactly as written, with no quote
+/// removal, no escapes and no interpolation.
+///
+/// This is the parser of `docker run --env-file` (docker/cli's `kvfile.ParseFromReader`), which
+/// docker/compose registers with compose-go as the `raw` format (`rawEnv` in
+/// `cmd/compose/compose.go`): a leading byte order mark is ignored; leading blanks of a line are
+/// removed and trailing ones kept, as part of the value; blank lines and lines starting with `#`
+/// are skipped; the key is everything before the first `=` and cannot be empty or contain a space
+/// or a tab; a line without `=` takes its value from `lookup`, or is left out (`None`) when
+/// `lookup` has none. Later assignments of a key win; keys keep the position of their first.
+pub fn parse_raw_env(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Option<String>)>, DotenvError> {
+    let src = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let mut entries: Vec<(String, Option<String>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (number, line) in src.lines().enumerate() {
+        let line_number = u32::try_from(number + 1).unwrap_or(u32::MAX);
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((key, value)) => (key, Some(value.to_string())),
+            None => (line, None),
+        };
+        if key.is_empty() {
+            return Err(DotenvError {
+                line: line_number,
+                message: format!("no variable name before `=` in {line:?}"),
+            });
+        }
+        if key.contains([' ', '\t']) {
+            return Err(DotenvError {
+                line: line_number,
+                message: format!("variable name {key:?} cannot contain whitespace"),
+            });
+        }
+        let value = value.or_else(|| lookup(key));
+        match index.get(key) {
+            Some(&at) => {
+                if value.is_some() {
+                    entries[at].1 = value;
+                }
+            }
+            None => {
+                index.insert(key.to_string(), entries.len());
+                entries.push((key.to_string(), value));
+            }
+        }
+    }
+    Ok(entries)
+}
+
 /// Blanks that do not end a line (compose-go's `isSpace`).
 fn is_blank(c: char) -> bool {
     matches!(

@@ -199,10 +199,44 @@ fn load_entry(loader: &mut Loader<'_>, item: &Node, dir: &Path) -> Option<Node> 
             },
         });
     }
+    if let Some(tree) = merged.as_mut() {
+        resolve_bare_environment(tree, &loader.env);
+    }
     loader.env = saved_env;
     let mut merged = merged?;
     crate::merge::strip_tags(&mut merged);
     Some(merged)
+}
+
+/// Gives each `environment` entry declared without a value (`- VAR_NAME`) in the included
+/// services the value of the include's environment, which is gone once the include is loaded:
+/// compose-go loads an include as a project of its own and resolves its services' environment
+/// there (`TestLoadWithIncludeEnv`). Entries the include's environment lacks stay without a value.
+fn resolve_bare_environment(tree: &mut Node, env: &std::collections::BTreeMap<String, String>) {
+    let Some(services) = tree
+        .as_map_mut()
+        .and_then(|top| top.get_mut("services"))
+        .and_then(|e| e.node.as_map_mut())
+    else {
+        return;
+    };
+    for service in services.values_mut() {
+        let Some(environment) = service
+            .node
+            .as_map_mut()
+            .and_then(|m| m.get_mut("environment"))
+            .and_then(|e| e.node.as_map_mut())
+        else {
+            continue;
+        };
+        for (name, entry) in environment.iter_mut() {
+            if entry.node.is_null()
+                && let Some(value) = env.get(name)
+            {
+                entry.node = Node::string(value.clone(), entry.node.span);
+            }
+        }
+    }
 }
 
 /// Whether two definitions are the same, ignoring where they were written.

@@ -91,7 +91,23 @@ pub fn interpolate(
     input: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpolationError> {
-    Interpolator { input, lookup }.substitute(input, 0)
+    interpolate_reporting_unset(input, lookup, &|_| {})
+}
+
+/// [`interpolate`], calling `unset` with the name of every variable written without a default
+/// (`$NAME`, `${NAME}`) that `lookup` does not know and that therefore becomes an empty string:
+/// compose-go's `DefaultReplacementAppliedFunc` warns about exactly these.
+pub fn interpolate_reporting_unset(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &dyn Fn(&str),
+) -> Result<String, InterpolationError> {
+    Interpolator {
+        input,
+        lookup,
+        unset,
+    }
+    .substitute(input, 0)
 }
 
 /// The operators allowed after a name in `${NAME<op>arg}`.
@@ -115,6 +131,8 @@ struct Interpolator<'a> {
     /// The whole value, quoted in error messages.
     input: &'a str,
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Told about every variable without a default that is not set.
+    unset: &'a dyn Fn(&str),
 }
 
 fn is_name_start(b: u8) -> bool {
@@ -199,6 +217,17 @@ impl LineCache {
 }
 
 impl Interpolator<'_> {
+    /// The value of a variable written without a default: empty, and reported, when unset.
+    fn plain(&self, name: &str) -> String {
+        match (self.lookup)(name) {
+            Some(value) => value,
+            None => {
+                (self.unset)(name);
+                String::new()
+            }
+        }
+    }
+
     fn substitute(&self, template: &str, depth: usize) -> Result<String, InterpolationError> {
         if !template.contains('$') {
             return Ok(template.to_owned());
@@ -223,7 +252,7 @@ impl Interpolator<'_> {
                 }
                 Some(&b) if is_name_start(b) => {
                     let end = name_end(bytes, start + 1);
-                    out.push_str(&(self.lookup)(&template[start + 1..end]).unwrap_or_default());
+                    out.push_str(&self.plain(&template[start + 1..end]));
                     i = end;
                 }
                 Some(b'{') => {
@@ -267,8 +296,7 @@ impl Interpolator<'_> {
 
         let Some((op, op_len)) = operator_at(bytes, name_stop) else {
             if bytes.get(name_stop) == Some(&b'}') {
-                let value = (self.lookup)(name).unwrap_or_default();
-                return Ok((value, name_stop + 1));
+                return Ok((self.plain(name), name_stop + 1));
             }
             return Err(self.malformed(template, start, line_end));
         };

@@ -91,6 +91,8 @@ pub(crate) struct Loader<'a> {
     pub(crate) extends_files: HashMap<PathBuf, Option<Node>>,
     /// Files being loaded (a file reached again through `extends` or `include` is a cycle).
     pub(crate) file_stack: Vec<PathBuf>,
+    /// Variables already warned about as unset (one warning per variable).
+    unset_warned: std::collections::HashSet<String>,
 }
 
 impl<'a> Loader<'a> {
@@ -103,6 +105,7 @@ impl<'a> Loader<'a> {
             home: options.environment.get("HOME").map(PathBuf::from),
             extends_files: HashMap::new(),
             file_stack: Vec::new(),
+            unset_warned: std::collections::HashSet::new(),
         }
     }
 
@@ -128,24 +131,44 @@ impl<'a> Loader<'a> {
 
     fn run(&mut self) -> Option<Project> {
         let o = self.options;
-        let start_dir = o
-            .project_directory
-            .as_deref()
-            .map(|p| self.abs(p))
-            .unwrap_or_else(|| o.working_dir.clone());
+        let project_directory = o.project_directory.as_deref().map(|p| self.abs(p));
 
-        // COMPOSE_FILE may come from the process environment or the start directory's .env.
-        let early_env = self.early_env(&start_dir);
-        let files = self.config_files(&start_dir, &early_env)?;
-        let project_dir = match &o.project_directory {
-            Some(p) => self.abs(p),
+        // The environment, as docker/compose's `ProjectOptions.toProjectOptions` builds it with
+        // compose-go's `cli` options: the process environment, which always wins (`WithOsEnv`);
+        // then the env files (`WithEnvFiles`, `WithDotEnv`): the `--env-file` files, else the
+        // `.env` of compose-go's `GetWorkingDir` (the project directory, else the first `-f`
+        // file's directory, else the current one), which may set COMPOSE_FILE; then the Compose
+        // files (`WithConfigFileEnv`, `WithDefaultConfigPath`); then the same two options once
+        // more, so that the `.env` of a project directory found only now (COMPOSE_FILE pointing
+        // elsewhere) adds its variables without overriding any.
+        let mut env = o.environment.clone();
+        let first_dir = project_directory
+            .clone()
+            .or_else(|| {
+                o.files
+                    .iter()
+                    .find(|f| f.as_os_str() != "-")
+                    .and_then(|f| self.abs(f).parent().map(Path::to_path_buf))
+            })
+            .unwrap_or_else(|| o.working_dir.clone());
+        self.add_env_files(&first_dir, &mut env)?;
+        let start_dir = project_directory
+            .clone()
+            .unwrap_or_else(|| o.working_dir.clone());
+        let files = self.config_files(&start_dir, &env)?;
+        let project_dir = match project_directory {
+            Some(p) => p,
             None => files
                 .iter()
                 .find(|f| f.as_os_str() != "-")
                 .and_then(|f| f.parent().map(Path::to_path_buf))
                 .unwrap_or_else(|| o.working_dir.clone()),
         };
-        self.env = self.project_env(&project_dir)?;
+        // With `--env-file`, the second pass reads the same files again: nothing to add.
+        if self.explicit_env_files().is_empty() && project_dir != first_dir {
+            self.add_env_files(&project_dir, &mut env)?;
+        }
+        self.env = env;
 
         let mut trees = Vec::new();
         for file in &files {
@@ -181,28 +204,6 @@ impl<'a> Loader<'a> {
         Some(project)
     }
 
-    fn early_env(&mut self, dir: &Path) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        if self.options.env_files.is_empty() {
-            let path = dir.join(".env");
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                let process = &self.options.environment;
-                if let Ok(pairs) = crate::dotenv::parse_dotenv(&text, &|k| process.get(k).cloned())
-                {
-                    for (k, v) in pairs {
-                        if let Some(v) = v {
-                            env.insert(k, v);
-                        }
-                    }
-                }
-            }
-        }
-        for (k, v) in &self.options.environment {
-            env.insert(k.clone(), v.clone());
-        }
-        env
-    }
-
     /// `-f` files, else `COMPOSE_FILE`, else the default names in the start directory or the
     /// nearest parent that has one (with the matching override file).
     fn config_files(
@@ -225,15 +226,18 @@ impl<'a> Loader<'a> {
                     .collect(),
             );
         }
+        // compose-go's `WithConfigFileEnv`: relative paths start from the current directory
+        // (`filepath.Abs`), whatever the project directory.
         if let Some(list) = env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
             let sep = env
                 .get("COMPOSE_PATH_SEPARATOR")
+                .filter(|s| !s.is_empty())
                 .cloned()
                 .unwrap_or_else(|| ":".into());
             return Some(
                 list.split(sep.as_str())
                     .filter(|s| !s.is_empty())
-                    .map(|f| crate::canonical::clean(&start.join(f)))
+                    .map(|f| self.abs(Path::new(f)))
                     .collect(),
             );
         }
@@ -287,37 +291,49 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// The interpolation environment: the `.env` file of the project directory (or the
-    /// `--env-file` files, later ones winning), under the process environment.
-    fn project_env(&mut self, project_dir: &Path) -> Option<BTreeMap<String, String>> {
-        let o = self.options;
-        let (paths, explicit): (Vec<PathBuf>, bool) = if o.env_files.is_empty() {
-            (vec![project_dir.join(".env")], false)
+    /// Adds the variables of the env files to `env` without overriding any (compose-go's
+    /// `WithDotEnv`, `Mapping.Merge`): the `--env-file` files (or COMPOSE_ENV_FILES), else `.env`
+    /// in `dir` when there is
+    /// one and COMPOSE_DISABLE_ENV_FILE is not true (`WithEnvFiles`). Within the files, later ones
+    /// win, and a variable is looked up in `env` first, then in the files read before
+    /// (`GetEnvFromFile`). `None` when a file is missing or invalid (the error is recorded).
+    fn add_env_files(&mut self, dir: &Path, env: &mut BTreeMap<String, String>) -> Option<()> {
+        let explicit_files = self.explicit_env_files();
+        let (paths, explicit): (Vec<PathBuf>, bool) = if !explicit_files.is_empty() {
+            (explicit_files, true)
+        } else if self.default_env_file_disabled()? {
+            return Some(());
         } else {
-            (o.env_files.iter().map(|p| self.abs(p)).collect(), true)
+            let path = dir.join(".env");
+            if !path.is_file() {
+                return Some(());
+            }
+            (vec![path], false)
         };
-        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        let mut from_files: BTreeMap<String, String> = BTreeMap::new();
         for path in paths {
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
                 Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    self.diagnostics.push(Diagnostic::global(format!(
-                        "cannot read env file {}: {e}",
-                        self.display_path(&path).display()
-                    )));
+                    self.diagnostics.push(
+                        Diagnostic::global(format!(
+                            "cannot read env file {}: {e}",
+                            self.display_path(&path).display()
+                        ))
+                        .with_help("check the path given with --env-file (relative paths start from the current directory)"),
+                    );
                     return None;
                 }
             };
             let file = self.sources.add(self.display_path(&path), text.clone());
-            let process = &o.environment;
-            let earlier = env.clone();
-            let lookup = |k: &str| process.get(k).or_else(|| earlier.get(k)).cloned();
+            let (current, earlier) = (&*env, &from_files);
+            let lookup = |k: &str| current.get(k).or_else(|| earlier.get(k)).cloned();
             match crate::dotenv::parse_dotenv(&text, &lookup) {
                 Ok(pairs) => {
                     for (k, v) in pairs {
-                        if let Some(v) = v.or_else(|| process.get(&k).cloned()) {
-                            env.insert(k, v);
+                        if let Some(v) = v {
+                            from_files.insert(k, v);
                         }
                     }
                 }
@@ -330,10 +346,50 @@ impl<'a> Loader<'a> {
                 }
             }
         }
-        for (k, v) in &o.environment {
-            env.insert(k.clone(), v.clone());
+        for (k, v) in from_files {
+            env.entry(k).or_insert(v);
         }
-        Some(env)
+        Some(())
+    }
+
+    /// The `--env-file` files, else those COMPOSE_ENV_FILES lists (comma-separated), as
+    /// docker/compose's `ProjectOptions` takes them; relative paths start from the current
+    /// directory.
+    fn explicit_env_files(&self) -> Vec<PathBuf> {
+        let o = self.options;
+        if !o.env_files.is_empty() {
+            return o.env_files.iter().map(|p| self.abs(p)).collect();
+        }
+        o.environment
+            .get("COMPOSE_ENV_FILES")
+            .map(|list| {
+                list.split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| self.abs(Path::new(p)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// COMPOSE_DISABLE_ENV_FILE from the process environment, read as Go's `strconv.ParseBool`
+    /// reads it (compose-go's `WithEnvFiles`).
+    fn default_env_file_disabled(&mut self) -> Option<bool> {
+        let Some(value) = self.options.environment.get("COMPOSE_DISABLE_ENV_FILE") else {
+            return Some(false);
+        };
+        match value.as_str() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+            other => {
+                self.diagnostics.push(
+                    Diagnostic::global(format!(
+                        "COMPOSE_DISABLE_ENV_FILE is `{other}`, which is not a boolean"
+                    ))
+                    .with_help("set it to true or false, or unset it"),
+                );
+                None
+            }
+        }
     }
 
     /// Reads one Compose file into a canonical tree with `extends` and `include` resolved.
@@ -442,12 +498,25 @@ impl<'a> Loader<'a> {
             > before
     }
 
-    /// Interpolates every string value (not keys) of a file's tree.
-    fn interpolate(&mut self, node: &mut Node) {
+    /// Interpolates every string value (not keys) of a file's tree. A variable written without a
+    /// default that is not set gives one warning per load, where it is first used, in Docker
+    /// Compose's words (compose-go's `DefaultReplacementAppliedFunc`).
+    pub(crate) fn interpolate(&mut self, node: &mut Node) {
         let env = &self.env;
         let mut errors = Vec::new();
-        interpolate_node(node, &|k| env.get(k).cloned(), &mut errors);
+        let mut unset = Vec::new();
+        interpolate_node(node, &|k| env.get(k).cloned(), &mut errors, &mut unset);
         self.diagnostics.extend(errors);
+        for (name, span) in unset {
+            if self.unset_warned.insert(name.clone()) {
+                self.diagnostics.push(Diagnostic::warning(
+                    format!("The {name:?} variable is not set. Defaulting to a blank string."),
+                    span,
+                ).with_help(format!(
+                    "set {name} in the environment or in the .env file, give it a default with ${{{name}:-default}}, or write a literal `$` as `$$`"
+                )));
+            }
+        }
     }
 
     fn project_name(&mut self, merged: &Node, project_dir: &Path) -> Option<String> {
@@ -499,34 +568,43 @@ impl<'a> Loader<'a> {
     }
 }
 
-/// Interpolates the string values of `node` in place, recording an error per failing value.
-pub(crate) fn interpolate_node(
+/// Interpolates the string values of `node` in place, recording an error per failing value and
+/// every variable without a default that is not set, with the place of the value it is used in.
+fn interpolate_node(
     node: &mut Node,
     lookup: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<Diagnostic>,
+    unset: &mut Vec<(String, Span)>,
 ) {
     match &mut node.value {
-        Value::Str(s) if s.contains('$') => match crate::interpolate::interpolate(s, lookup) {
-            Ok(v) => *s = v,
-            Err(e) => errors.push(Diagnostic::error(e.message.clone(), node.span).with_help(
-                match e.kind {
-                    crate::interpolate::InterpolationErrorKind::Required { variable } => {
-                        format!("set {variable} in the environment or in the .env file")
-                    }
-                    crate::interpolate::InterpolationErrorKind::InvalidTemplate => {
-                        "write a literal `$` as `$$`".to_string()
-                    }
-                },
-            )),
-        },
+        Value::Str(s) if s.contains('$') => {
+            let found = std::cell::RefCell::new(Vec::new());
+            let result = crate::interpolate::interpolate_reporting_unset(s, lookup, &|name| {
+                found.borrow_mut().push(name.to_string())
+            });
+            unset.extend(found.into_inner().into_iter().map(|n| (n, node.span)));
+            match result {
+                Ok(v) => *s = v,
+                Err(e) => errors.push(Diagnostic::error(e.message.clone(), node.span).with_help(
+                    match e.kind {
+                        crate::interpolate::InterpolationErrorKind::Required { variable } => {
+                            format!("set {variable} in the environment or in the .env file")
+                        }
+                        crate::interpolate::InterpolationErrorKind::InvalidTemplate => {
+                            "write a literal `$` as `$$`".to_string()
+                        }
+                    },
+                )),
+            }
+        }
         Value::Seq(items) => {
             for item in items {
-                interpolate_node(item, lookup, errors);
+                interpolate_node(item, lookup, errors, unset);
             }
         }
         Value::Map(m) => {
             for e in m.values_mut() {
-                interpolate_node(&mut e.node, lookup, errors);
+                interpolate_node(&mut e.node, lookup, errors, unset);
             }
         }
         _ => {}

@@ -32,6 +32,9 @@ pub struct Project {
     pub configs: BTreeMap<String, FileObject>,
     /// Profiles named by any service, enabled or not.
     pub all_profiles: Vec<String>,
+    /// Top-level `models` (AI models for services), kept as written: wharf does not run them, and
+    /// `wharf config` prints them back.
+    pub models: BTreeMap<String, Json>,
     /// Top-level `x-*` keys.
     pub extensions: BTreeMap<String, Json>,
 }

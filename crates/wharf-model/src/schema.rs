@@ -4,9 +4,10 @@
 //! [`validate`] walks the positioned tree of one file and returns every place where it breaks the
 //! schema, in document order, each on the span the user wrote.
 //!
-//! The schema (`schema/compose-spec.json`, embedded) uses only a small part of JSON Schema, and this
-//! module is an interpreter for exactly that part: `type` (a name or a list), `properties`,
-//! `patternProperties`, `additionalProperties` (a boolean or a schema), `$ref` to `#/definitions/...`,
+//! The schema (`schema/compose-go-schema.json`, compose-go's, embedded) uses only a small part of JSON
+//! Schema, and this module is an interpreter for exactly that part: `type` (a name or a list),
+//! `properties`, `patternProperties`, `additionalProperties` (a boolean or a schema), `$ref` to
+//! `#/$defs/...` (or the older `#/definitions/...`),
 //! `oneOf`, `items`, `uniqueItems`, `required`, `enum`, `minimum`, `maximum` and `pattern`; the
 //! annotations `description`, `deprecated`, `default`, `$schema`, `$id` and `title` are ignored. Any
 //! other keyword makes the embedded schema fail to compile, which the tests catch, so a schema update
@@ -64,7 +65,7 @@ pub fn service_keys() -> Vec<&'static str> {
         .collect()
 }
 
-static SCHEMA_TEXT: &str = include_str!("../schema/compose-spec.json");
+static SCHEMA_TEXT: &str = include_str!("../schema/compose-go-schema.json");
 
 static SCHEMA: LazyLock<Compiled> = LazyLock::new(|| {
     Compiled::from_text(SCHEMA_TEXT)
@@ -165,7 +166,7 @@ struct Schema {
 struct Compiled {
     schemas: Vec<Schema>,
     root: SchemaId,
-    /// `#/definitions/service`.
+    /// `#/$defs/service`.
     service: Option<SchemaId>,
 }
 
@@ -176,11 +177,17 @@ impl Compiled {
             schemas: Vec::new(),
             definitions: HashMap::new(),
         };
-        // Reserve an id for every definition first, so that `$ref`s resolve in any order.
-        let definitions = match json.get("definitions") {
+        // Reserve an id for every definition first, so that `$ref`s resolve in any order. JSON
+        // Schema 2020-12 (compose-go's schema) names them `$defs`, older drafts `definitions`.
+        let defs_key = if json.get("$defs").is_some() {
+            "$defs"
+        } else {
+            "definitions"
+        };
+        let definitions = match json.get(defs_key) {
             None => None,
             Some(Json::Object(defs)) => Some(defs),
-            Some(_) => return Err("`definitions` is not an object".into()),
+            Some(_) => return Err(format!("`{defs_key}` is not an object")),
         };
         for name in definitions.into_iter().flat_map(|d| d.keys()) {
             compiler
@@ -189,7 +196,7 @@ impl Compiled {
             compiler.schemas.push(Schema::default());
         }
         for (name, definition) in definitions.into_iter().flatten() {
-            let schema = compiler.build(definition, &format!("#/definitions/{name}"))?;
+            let schema = compiler.build(definition, &format!("#/{defs_key}/{name}"))?;
             if let Some(&id) = compiler.definitions.get(name) {
                 compiler.schemas[id] = schema;
             }
@@ -265,8 +272,13 @@ impl Compiler {
                 "$ref" => {
                     let name = value
                         .as_str()
-                        .and_then(|r| r.strip_prefix("#/definitions/"))
-                        .ok_or(format!("{here}: only `#/definitions/...` is supported"))?;
+                        .and_then(|r| {
+                            r.strip_prefix("#/$defs/")
+                                .or_else(|| r.strip_prefix("#/definitions/"))
+                        })
+                        .ok_or(format!(
+                            "{here}: only `#/$defs/...` and `#/definitions/...` are supported"
+                        ))?;
                     let id = self
                         .definitions
                         .get(name)
@@ -312,7 +324,7 @@ impl Compiler {
                     let pattern = value.as_str().ok_or(format!("{here}: not a string"))?;
                     schema.pattern = Some(Regex::new(pattern).map_err(|e| format!("{here}: {e}"))?);
                 }
-                "definitions" if at == "#" => {}
+                "definitions" | "$defs" if at == "#" => {}
                 "description" | "deprecated" | "default" | "$schema" | "$id" | "title" => {}
                 other => return Err(format!("{at}: unsupported keyword `{other}`")),
             }

@@ -8,3 +8,4 @@ mod case;
 mod conformance;
 mod nasty_input;
 mod regression;
+mod upstream;

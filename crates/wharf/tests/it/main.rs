@@ -5,6 +5,7 @@
 mod bad_input;
 mod config;
 mod docker;
+mod e2e_config;
 mod routing;
 mod stack;
 mod verbs;
