@@ -158,6 +158,7 @@ pub(crate) fn decode(
     };
     let mut errors = d.errors;
     check_references(&project, service_entries, &mut errors);
+    crate::validate::validate_tree(root, &mut errors);
     loader.diagnostics.extend(errors);
     add_implied_dependencies(&mut project);
     remove_unused_resources(&mut project);

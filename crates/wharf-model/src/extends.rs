@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
 use crate::load::Loader;
-use crate::node::{Mapping, Node, Value};
+use crate::node::{Mapping, Node, Span, Value};
 
 /// Resolves every `extends` of the services of `tree`, the tree of the file at `path`.
 pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, path: &Path, dir: &Path) {
@@ -103,11 +103,14 @@ fn resolve(
                     "let services of one file extend services of the other, not both ways",
                 ));
             }
-            let tree = match loader.extends_files.get(&other) {
+            // One load per (file, service): the file is read for that service only. The key
+            // joins the two with a NUL, which no real path contains.
+            let cache_key = PathBuf::from(format!("{}\0{target}", other.display()));
+            let tree = match loader.extends_files.get(&cache_key) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = loader.load_file_for_extends(&other, &other_dir);
-                    loader.extends_files.insert(other.clone(), t.clone());
+                    let t = loader.load_file_for_extends(&other, &other_dir, &target);
+                    loader.extends_files.insert(cache_key, t.clone());
                     t
                 }
             };
@@ -220,11 +223,120 @@ fn check_target(
 }
 
 impl Loader<'_> {
-    /// A file reached through `extends`: read like any file, its paths relative to its own
-    /// directory.
-    fn load_file_for_extends(&mut self, path: &Path, dir: &Path) -> Option<Node> {
-        self.load_file(path, dir)
+    /// A file reached through `extends`, read for the service `target`: only that service and the
+    /// services of the same file it extends in turn are validated and kept, so that the other
+    /// services of that file may be incomplete (compose-go loads just the extended service:
+    /// `TestExtends`, `TestExtendsUlimits` and `TestExtendsRelativePath` extend from a file with a
+    /// `nil:` service). Its paths are relative to its own directory.
+    fn load_file_for_extends(&mut self, path: &Path, dir: &Path, target: &str) -> Option<Node> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.diagnostics.push(
+                    Diagnostic::global(format!(
+                        "cannot read {}, named by an `extends`: {e}",
+                        self.display_path(path).display()
+                    ))
+                    .with_help(
+                        "`extends.file` is relative to the directory of the file that names it",
+                    ),
+                );
+                return None;
+            }
+        };
+        let file = self.sources.next_id();
+        let parsed = crate::yaml::parse(&text, file);
+        self.sources.add(self.display_path(path), text);
+        let docs = match parsed {
+            Ok(d) => d,
+            Err(d) => {
+                self.diagnostics.push(d);
+                return None;
+            }
+        };
+        let errors_before = self.error_count();
+        let mut tree = Node::map(Mapping::default(), Span::new(file, 1, 1, 1));
+        for doc in docs {
+            if !matches!(doc.value, Value::Map(_) | Value::Null) {
+                self.diagnostics.push(Diagnostic::error(
+                    format!(
+                        "a Compose file must be a mapping at the top level, found {}",
+                        doc.kind()
+                    ),
+                    doc.span,
+                ));
+                return None;
+            }
+            if doc.is_null() {
+                continue;
+            }
+            match crate::merge::merge(tree, doc, &mut Vec::new()) {
+                Ok(t) => tree = t,
+                Err(d) => {
+                    self.diagnostics.push(d);
+                    return None;
+                }
+            }
+        }
+        keep_only_chain(&mut tree, target);
+        crate::canonical::cast_booleans(&mut tree, &mut self.diagnostics, false);
+        self.diagnostics.extend(crate::schema::validate(&tree));
+        if self.error_count() > errors_before {
+            return None;
+        }
+        self.interpolate(&mut tree);
+        let home = self.home.clone();
+        crate::canonical::canonicalize(&mut tree, dir, home.as_deref(), &mut self.diagnostics);
+        if self.error_count() > errors_before {
+            return None;
+        }
+        self.file_stack.push(path.to_path_buf());
+        apply(self, &mut tree, path, dir);
+        self.file_stack.pop();
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(tree)
     }
+
+    fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .count()
+    }
+}
+
+/// Keeps of `tree` only its `services` mapping, and in it only `target` and the services of the
+/// same file that `target` extends, directly or through others.
+fn keep_only_chain(tree: &mut Node, target: &str) {
+    let Some(top) = tree.as_map_mut() else {
+        return;
+    };
+    top.retain(|k, _| k == "services");
+    let Some(services) = top.get_mut("services").and_then(|e| e.node.as_map_mut()) else {
+        return;
+    };
+    let mut chain: Vec<String> = Vec::new();
+    let mut next = Some(target.to_string());
+    while let Some(name) = next.take() {
+        if chain.contains(&name) {
+            break;
+        }
+        let Some(service) = services.get(&name) else {
+            break;
+        };
+        next = match service.node.get("extends").map(|e| &e.value) {
+            Some(Value::Str(s)) => Some(s.clone()),
+            Some(Value::Map(m)) if !m.contains_key("file") => m
+                .get("service")
+                .and_then(|s| s.node.as_str())
+                .map(String::from),
+            _ => None,
+        };
+        chain.push(name);
+    }
+    services.retain(|k, _| chain.contains(k));
 }
 
 #[cfg(test)]

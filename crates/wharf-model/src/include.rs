@@ -5,7 +5,8 @@
 //! files (default: `.env` in that directory) whose values add to the including project's
 //! environment for its interpolation (a variable set on both sides keeps the including project's
 //! value, as in Docker Compose). Its services, networks, volumes, secrets and configs are
-//! added to the including file; one defined on both sides is an error unless both are identical.
+//! added to the including file; one defined on both sides is the included definition with the
+//! including file's merged over it.
 
 use std::path::{Path, PathBuf};
 
@@ -47,19 +48,17 @@ pub(crate) fn apply(loader: &mut Loader<'_>, tree: &mut Node, dir: &Path) {
                 continue;
             };
             for (name, entry) in theirs {
-                match ours.get(name) {
+                match ours.get_mut(name) {
+                    // The including file's definition is merged over the included one, as
+                    // compose-go's `importResource` does with `override.MergeYaml` (older
+                    // versions refused it; `TestLoadWithMultipleIncludeConflict`).
                     Some(existing) if !same(&existing.node, &entry.node) => {
-                        let singular = kind.trim_end_matches('s');
-                        loader.diagnostics.push(
-                            Diagnostic::error(
-                                format!(
-                                    "{singular} `{name}` is defined here and also by the included file on line {}",
-                                    item.span.line
-                                ),
-                                existing.key_span,
-                            )
-                            .with_help("rename one of them, or remove it from one side"),
-                        );
+                        let mine = std::mem::replace(&mut existing.node, Node::null(item.span));
+                        let mut path = vec![kind.to_string(), name.clone()];
+                        match crate::merge::merge(entry.node.clone(), mine, &mut path) {
+                            Ok(merged) => existing.node = merged,
+                            Err(d) => loader.diagnostics.push(d),
+                        }
                     }
                     Some(_) => {}
                     None => {

@@ -431,7 +431,7 @@ impl<'a> Loader<'a> {
             .filter(|d| d.severity == Severity::Error)
             .count();
         let mut tree: Option<Node> = None;
-        for doc in docs {
+        for mut doc in docs {
             if !matches!(doc.value, Value::Map(_) | Value::Null) {
                 self.diagnostics.push(
                     Diagnostic::error(
@@ -445,6 +445,9 @@ impl<'a> Loader<'a> {
                 );
                 continue;
             }
+            // `privileged: yes` is a boolean with a warning, not a schema error (compose-go casts
+            // before validating); values from variables are cast after interpolation.
+            crate::canonical::cast_booleans(&mut doc, &mut self.diagnostics, false);
             self.diagnostics.extend(crate::schema::validate(&doc));
             let doc = if doc.is_null() {
                 Node::map(Default::default(), doc.span)

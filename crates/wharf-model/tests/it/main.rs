@@ -6,6 +6,8 @@
 mod bad_input;
 mod case;
 mod conformance;
+mod corpus;
+mod fidelity;
 mod nasty_input;
 mod regression;
 mod upstream;
