@@ -9,12 +9,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::net::UnixListener;
 use tokio::sync::watch;
 use wharf_runtime::Runtime;
 use wharf_supervisor::{Backoff, Supervisor, SupervisorOptions};
 
 pub mod control;
+pub mod control_socket;
 pub mod log_store;
 pub mod restore;
 pub mod routing;
@@ -217,8 +217,8 @@ pub async fn run(
             ));
         }
     }
-    let listener =
-        UnixListener::bind(&socket).map_err(|e| DaemonError::io("cannot listen on", &socket, e))?;
+    let listener = std::os::unix::net::UnixListener::bind(&socket)
+        .map_err(|e| DaemonError::io("cannot listen on", &socket, e))?;
     StateDir::restrict(&socket)?;
     eprintln!(
         "wharf daemon {} (pid {}) listening on {}",
@@ -246,9 +246,18 @@ pub async fn run(
         let _ = restored_tx.send(true);
     });
 
+    let mut served = control_socket::ControlSocket::spawn(
+        listener,
+        Arc::clone(&control) as Arc<dyn wharf_api::Control>,
+        tokio::runtime::Handle::current(),
+    )
+    .map_err(|e| DaemonError::io("cannot start serving on", &socket, e))?;
     let served = tokio::select! {
-        r = wharf_api::server::serve(listener, Arc::clone(&control) as Arc<dyn wharf_api::Control>) => r,
-        () = shutdown => Ok(()),
+        r = served.ended() => r,
+        () = shutdown => {
+            served.stop();
+            Ok(())
+        }
     };
     let _ = std::fs::remove_file(&socket);
     eprintln!("wharf daemon: stopping every instance");

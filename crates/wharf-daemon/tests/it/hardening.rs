@@ -419,5 +419,9 @@ fn logs_are_trimmed_oldest_first_when_free_space_falls_under_the_floor() {
     assert!(text.starts_with("warning:"), "{text}");
     assert!(text.contains(old[0].to_str().unwrap()), "{text}");
     // The line was written.
-    assert!(fs::read_to_string(&recent).unwrap().contains("a line that needs room"));
+    assert!(
+        fs::read_to_string(&recent)
+            .unwrap()
+            .contains("a line that needs room")
+    );
 }

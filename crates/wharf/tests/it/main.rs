@@ -6,6 +6,7 @@ mod bad_input;
 mod config;
 mod docker;
 mod e2e_config;
+mod hardening;
 mod routing;
 mod stack;
 mod verbs;

@@ -1,0 +1,234 @@
+//! Issue 12 through the binary, as a user (or an attacker, or bad luck) meets it: names that are
+//! paths, a state directory found too open or owned by someone else, a damaged store, and a
+//! router flooded with idle connections while `wharf ps` must still answer.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::time::Duration;
+
+use wharf_daemon::store::Store;
+
+use crate::stack::{Stack, free_port};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn stderr(cmd: &mut assert_cmd::Command) -> (bool, String) {
+    let out = cmd.output().expect("wharf runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o777
+}
+
+/// Item 2: `down -v` removed whatever directory a volume's `name` pointed at.
+#[test]
+fn a_volume_named_as_a_path_is_refused_at_load() {
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("precious"), "data").unwrap();
+    for name in [victim.path().to_str().unwrap().to_string(), "../x".into()] {
+        let stack = Stack::new(&format!(
+            "name: named\nservices:\n  a:\n    command: [\"sleep\", \"100\"]\n    volumes: [data:/data]\nvolumes:\n  data:\n    name: {name}\n"
+        ));
+        let (ok, text) = stderr(stack.wharf().args(["up", "-d"]));
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains(&format!(
+                "volume `data`: `{name}` is not a valid volume name"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("compose.yaml:8"), "{text}");
+        let (ok, text) = stderr(stack.wharf().args(["down", "-v"]));
+        assert!(!ok, "{text}");
+    }
+    assert!(victim.path().join("precious").exists());
+}
+
+/// Item 2, defense in depth: a store written before names were checked may hold such a name;
+/// `down -v` forgets the project and removes nothing outside the volumes folder.
+#[test]
+fn down_v_never_removes_what_a_stored_name_points_at() {
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("precious"), "data").unwrap();
+    let stack = Stack::new("name: unused\nservices: {}\n");
+    std::fs::create_dir_all(stack.state()).unwrap();
+    let yaml = format!(
+        "name: evil\nservices:\n  a:\n    command: [\"true\"]\n    volumes: [data:/data]\nvolumes:\n  data:\n    name: {}\n",
+        victim.path().display()
+    );
+    Store::open(&stack.state().join("state.redb"))
+        .unwrap()
+        .record_up("evil", &yaml, &stack.app(), None, Default::default())
+        .unwrap();
+
+    let (ok, text) = stderr(stack.wharf().args(["-p", "evil", "down", "-v"]));
+    assert!(ok, "{text}");
+    assert!(text.contains("forgotten anyway"), "{text}");
+    assert!(text.contains("not a valid volume name"), "{text}");
+    assert!(victim.path().join("precious").exists(), "{text}");
+    // Forgotten: a second `down` finds nothing.
+    let (ok, text) = stderr(stack.wharf().args(["-p", "evil", "down", "-v"]));
+    assert!(ok, "{text}");
+    assert!(text.contains("nothing to take down"), "{text}");
+}
+
+/// Item 3: an existing state directory (0755, files 0644) is made private before it is used.
+#[test]
+fn an_existing_state_dir_is_made_private() {
+    let stack = Stack::new("name: private\nservices:\n  a:\n    command: [\"sleep\", \"100\"]\n");
+    let state = stack.state();
+    std::fs::create_dir_all(state.join("logs/old")).unwrap();
+    for (file, text) in [("daemon.log", "x"), ("logs/old/old-a-1.log", "{}")] {
+        std::fs::write(state.join(file), text).unwrap();
+        std::fs::set_permissions(state.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    for dir in ["", "logs", "logs/old"] {
+        std::fs::set_permissions(state.join(dir), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    stack.wharf().args(["up", "-d"]).assert().success();
+    assert_eq!(mode(&state), 0o700);
+    for dir in ["logs", "logs/old"] {
+        assert_eq!(mode(&state.join(dir)), 0o700, "{dir}");
+    }
+    for file in [
+        "daemon.log",
+        "state.redb",
+        "daemon.lock",
+        "wharf.sock",
+        "logs/old/old-a-1.log",
+    ] {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+}
+
+/// Item 3: a state directory someone else owns (they could have planted a socket or a store)
+/// is refused with its name, its owner and what to do.
+#[test]
+fn a_state_dir_owned_by_another_user_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root to give the directory to another user");
+        return;
+    }
+    let stack = Stack::new("name: theirs\nservices:\n  a:\n    command: [\"sleep\", \"100\"]\n");
+    std::fs::create_dir_all(stack.state()).unwrap();
+    std::os::unix::fs::chown(stack.state(), Some(65534), Some(65534)).unwrap();
+    let (ok, text) = stderr(stack.wharf().args(["ps"]));
+    assert!(!ok, "{text}");
+    assert!(text.contains("refuses the state directory"), "{text}");
+    assert!(text.contains(stack.state().to_str().unwrap()), "{text}");
+    assert!(text.contains("uid 65534"), "{text}");
+    assert!(!stack.state().join("state.redb").exists());
+    assert_eq!(stack.daemon_pid(), None);
+}
+
+/// Item 6: a damaged store made the daemon panic (exit 101, a backtrace in the CLI); an empty
+/// one was taken silently for "no projects". Now the file is moved aside, the daemon says so
+/// in its log, and it serves.
+#[test]
+fn a_damaged_or_empty_store_is_moved_aside_and_the_daemon_serves() {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let random: Vec<u8> = (0..32 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for (content, reason) in [(random, "damaged"), (Vec::new(), "empty (0 bytes)")] {
+        let stack = Stack::new("name: hurt\nservices:\n  a:\n    command: [\"sleep\", \"100\"]\n");
+        std::fs::create_dir_all(stack.state().join("logs/lost")).unwrap();
+        std::fs::write(stack.state().join("state.redb"), content).unwrap();
+        stack.wharf().args(["up", "-d"]).assert().success();
+        let log = std::fs::read_to_string(stack.state().join("daemon.log")).unwrap();
+        assert!(log.contains(reason), "{log}");
+        assert!(log.contains("state.redb.damaged-"), "{log}");
+        assert!(log.contains("no longer knows these projects"), "{log}");
+        assert!(log.contains("lost"), "{log}");
+        assert!(!log.contains("panicked"), "{log}");
+        let aside = std::fs::read_dir(stack.state())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("state.redb.damaged-")
+            });
+        assert!(aside);
+        assert_eq!(stack.ps().len(), 1);
+    }
+}
+
+/// Item 4: a few hundred idle connections to the router starved the daemon of file descriptors
+/// (soft limit 1024) and `wharf ps` hung. The daemon is started here with a soft limit of 256,
+/// which it raises to the hard limit; 600 idle connections later `ps` answers.
+#[test]
+fn ps_answers_while_the_router_holds_many_idle_connections() {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "name: flooded\nx-wharf:\n  router:\n    http: 127.0.0.1:{port}\nservices:\n  web:\n    command: [\"sleep\", \"1000\"]\n    labels:\n      wharf.http.port: \"8000\"\n"
+    ));
+    let mut up = std::process::Command::new(assert_cmd::cargo::cargo_bin("wharf"));
+    up.env_clear()
+        .current_dir(stack.app())
+        .env("WHARF_STATE_DIR", stack.state())
+        .args(["up", "-d"]);
+    // SAFETY: setrlimit(2) is async-signal-safe; the closure touches no shared memory.
+    unsafe {
+        up.pre_exec(|| {
+            let mut limit = nix::libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = 256.min(limit.rlim_max);
+            if nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = up.status().expect("wharf up runs");
+    assert!(status.success());
+    let daemon = stack.daemon_pid().expect("a daemon runs");
+    let limits = std::fs::read_to_string(format!("/proc/{daemon}/limits")).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a limit of open files")
+        .split_whitespace()
+        .collect();
+    assert_eq!(open_files[3], open_files[4], "soft == hard: {limits}");
+    assert_ne!(open_files[3], "256", "{limits}");
+
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connection {} to the router: {e}", idle.len()),
+        }
+    }
+    let out = stack
+        .wharf()
+        .args(["ps", "--format", "json"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let ps: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(ps.as_array().map(Vec::len), Some(1), "{ps}");
+    drop(idle);
+}
