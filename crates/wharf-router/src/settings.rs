@@ -7,6 +7,7 @@
 //!     https: "0.0.0.0:443"        # default 0.0.0.0:443 as root, 127.0.0.1:8443 otherwise
 //!     trusted_proxies: "10.0.0.0/8"   # peers whose X-Forwarded-* headers are believed
 //!     access_log: plain           # json | off; <state>/logs/router-access.log
+//!     max_connections_per_client: 256   # open connections one client address may hold
 //!     acme:
 //!       email: ops@example.org
 //!       directory: https://acme-v02.api.letsencrypt.org/directory
@@ -29,7 +30,14 @@ use crate::cidr::Cidr;
 
 /// The keys `x-wharf` may hold (each read by the part of wharf it names).
 pub const X_WHARF_KEYS: &[&str] = &["router", "runtime"];
-const ROUTER_KEYS: &[&str] = &["http", "https", "trusted_proxies", "access_log", "acme"];
+const ROUTER_KEYS: &[&str] = &[
+    "http",
+    "https",
+    "trusted_proxies",
+    "access_log",
+    "acme",
+    "max_connections_per_client",
+];
 const ACME_KEYS: &[&str] = &["email", "directory", "ca_roots", "challenge"];
 
 /// Let's Encrypt's production directory, the ACME default.
@@ -47,6 +55,8 @@ pub struct RouterSettings {
     pub challenge: ChallengeKind,
     /// The access log's format; `None`: no access log.
     pub access_log: Option<AccessLogFormat>,
+    /// For `RouterConfig::max_connections_per_client`.
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +115,7 @@ impl RouterSettings {
             },
             challenge: ChallengeKind::default(),
             access_log: Some(AccessLogFormat::Plain),
+            max_connections_per_client: crate::RouterConfig::default().max_connections_per_client,
         }
     }
 
@@ -166,6 +177,22 @@ impl RouterSettings {
                             ));
                         }
                     }
+                }
+                "max_connections_per_client" => {
+                    let n = match value {
+                        Value::Number(n) => n.as_u64(),
+                        Value::String(s) => s.trim().parse().ok(),
+                        _ => None,
+                    };
+                    settings.max_connections_per_client = n
+                        .filter(|&n| n > 0)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| {
+                            error(
+                                &name,
+                                format!("must be a number of connections above 0, not {value}"),
+                            )
+                        })?;
                 }
                 "acme" => {
                     let Value::Object(acme) = value else {
@@ -297,9 +324,10 @@ mod tests {
     #[test]
     fn settings_are_read() {
         let p = project(
-            "name: p\nservices: {a: {command: [x]}}\nx-wharf:\n  router:\n    http: 127.0.0.1:9080\n    https: ':9443'\n    trusted_proxies: 10.0.0.0/8, 192.168.0.1\n    acme: {email: a@b.org, directory: 'https://127.0.0.1:14000/dir', ca_roots: pebble.pem}\n",
+            "name: p\nservices: {a: {command: [x]}}\nx-wharf:\n  router:\n    http: 127.0.0.1:9080\n    https: ':9443'\n    trusted_proxies: 10.0.0.0/8, 192.168.0.1\n    max_connections_per_client: 32\n    acme: {email: a@b.org, directory: 'https://127.0.0.1:14000/dir', ca_roots: pebble.pem}\n",
         );
         let s = RouterSettings::from_project(&p, true).expect("valid");
+        assert_eq!(s.max_connections_per_client, 32);
         assert_eq!(s.http.to_string(), "127.0.0.1:9080");
         assert_eq!(s.https.to_string(), "0.0.0.0:9443");
         assert!(s.https_set);
@@ -329,7 +357,11 @@ mod tests {
             ),
             (
                 "x-wharf: {router: {htps: x}}",
-                "x-wharf.router.htps: is not a setting of wharf (known here: http, https, trusted_proxies, access_log, acme)",
+                "x-wharf.router.htps: is not a setting of wharf (known here: http, https, trusted_proxies, access_log, acme, max_connections_per_client)",
+            ),
+            (
+                "x-wharf: {router: {max_connections_per_client: 0}}",
+                "x-wharf.router.max_connections_per_client: must be a number of connections above 0, not 0",
             ),
         ] {
             let p = project(&format!(

@@ -59,6 +59,8 @@ pub(crate) struct ChunkTracker {
     in_trailers: bool,
     /// Where the trailers began in the last input fed (0 when they began before it).
     trailers_from: usize,
+    /// The last input fed ended the body.
+    ended_now: bool,
 }
 
 impl Default for ChunkTracker {
@@ -69,6 +71,7 @@ impl Default for ChunkTracker {
             metadata: 0,
             in_trailers: false,
             trailers_from: 0,
+            ended_now: false,
         }
     }
 }
@@ -93,9 +96,10 @@ impl ChunkTracker {
     }
 
     /// What ends the body passed on after the last bytes [`kept`](ChunkTracker::kept): the
-    /// final CRLF when trailers were dropped (it went with them), else nothing.
+    /// final CRLF when trailers were dropped (it went with them) and the last input fed ended
+    /// the body, else nothing (so feeding more after the end adds nothing).
     pub(crate) fn end(&self) -> &'static [u8] {
-        if self.in_trailers && self.is_done() {
+        if self.in_trailers && self.ended_now {
             b"\r\n"
         } else {
             b""
@@ -112,6 +116,7 @@ impl ChunkTracker {
     ) -> Result<usize, ChunkError> {
         let mut i = 0;
         self.trailers_from = 0;
+        self.ended_now = false;
         while i < input.len() {
             let b = input[i];
             match self.state {
@@ -202,6 +207,7 @@ impl ChunkTracker {
                         return Err(ChunkError("CR without LF at the end"));
                     }
                     self.state = State::Done;
+                    self.ended_now = true;
                     return Ok(i + 1);
                 }
             }
@@ -276,6 +282,17 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn the_end_of_dropped_trailers_is_given_once() {
+        // fuzz/regressions/chunked/trailers-end-given-twice: a piece ending exactly where the
+        // body does, then more input fed, gave the final CRLF a second time.
+        let mut t = ChunkTracker::default();
+        assert_eq!(t.feed(b"0\r\nx: 1\r\n\r\n", |_| {}), Ok(11));
+        assert_eq!((t.kept(11), t.end()), (3, &b"\r\n"[..]));
+        assert_eq!(t.feed(b"GET", |_| {}), Ok(0));
+        assert_eq!((t.kept(0), t.end()), (0, &b""[..]));
     }
 
     #[test]
