@@ -113,8 +113,9 @@ pub struct UpArgs {
     /// on, exited 0); implies --detach
     #[arg(long)]
     pub wait: bool,
-    /// How long --wait waits, in seconds
-    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    /// How long `up` may wait in all, in seconds: for dependencies' conditions, starts and, with
+    /// --wait, readiness (without --wait too, as in Docker Compose)
+    #[arg(long, value_name = "SECONDS")]
     pub wait_timeout: Option<u64>,
     /// Recreate instances even when their configuration did not change
     #[arg(long, conflicts_with = "no_recreate")]

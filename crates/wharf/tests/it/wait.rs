@@ -44,29 +44,24 @@ services:
     )
 }
 
-/// Runs `up -d --wait --wait-timeout 10` (plus `extra`) and checks that it failed, well before
-/// the bound, with the reason; returns its standard error.
-fn up_times_out(stack: &Stack, project: &str, extra: &[&str], env: &[(&str, String)]) -> String {
+/// Runs `wharf <args>` (an `up` with `--wait-timeout 10`) and checks that it failed, well
+/// before the bound, with the reason; returns its standard error.
+fn up_times_out(stack: &Stack, project: &str, args: &[&str], env: &[(&str, String)]) -> String {
     let mut cmd = stack.wharf();
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(["up", "-d", "--wait", "--wait-timeout", TIMEOUT])
-        .args(extra)
-        .timeout(RETURNS_WITHIN * 2);
+    cmd.args(args).timeout(RETURNS_WITHIN * 2);
     let t0 = Instant::now();
     let out = cmd.output().expect("wharf runs");
     let took = t0.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
         !out.status.success() && out.status.code().is_some(),
-        "up --wait did not fail with an exit code: {:?}\n{stderr}",
+        "{args:?} did not fail with an exit code: {:?}\n{stderr}",
         out.status
     );
-    assert!(
-        took < RETURNS_WITHIN,
-        "up --wait --wait-timeout {TIMEOUT} took {took:?}\n{stderr}"
-    );
+    assert!(took < RETURNS_WITHIN, "{args:?} took {took:?}\n{stderr}");
     for part in [
         "timed out after 10s".to_string(),
         format!("{project}-web-1, which waits for `db` (service_healthy): {project}-db-1 is"),
@@ -101,8 +96,23 @@ fn up_times_out(stack: &Stack, project: &str, extra: &[&str], env: &[(&str, Stri
 #[test]
 fn up_wait_timeout_returns_natively_when_a_dependency_restarts_for_ever() {
     let stack = Stack::new(&compose("waitnative", ""));
-    let stderr = up_times_out(&stack, "waitnative", &[], &[]);
+    let up = ["up", "-d", "--wait", "--wait-timeout", TIMEOUT];
+    let stderr = up_times_out(&stack, "waitnative", &up, &[]);
     assert!(stderr.contains("| db gives up"), "{stderr}");
+    stack.wharf().args(["down"]).assert().success();
+}
+
+#[test]
+fn up_wait_timeout_without_wait_bounds_the_dependency_waits() {
+    // As in Docker Compose, `--wait-timeout` without `--wait` bounds the waits for
+    // dependencies' conditions (`up` would otherwise wait as long as db restarts).
+    let stack = Stack::new(&compose("waitnowait", ""));
+    up_times_out(
+        &stack,
+        "waitnowait",
+        &["up", "-d", "--wait-timeout", TIMEOUT],
+        &[],
+    );
     stack.wharf().args(["down"]).assert().success();
 }
 
@@ -139,5 +149,14 @@ fn up_wait_timeout_returns_on_docker_when_a_dependency_restarts_for_ever() {
         .into_iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k, v)))
         .collect();
-    up_times_out(&stack, &project, &["--runtime", "docker"], &env);
+    let up = [
+        "up",
+        "-d",
+        "--wait",
+        "--wait-timeout",
+        TIMEOUT,
+        "--runtime",
+        "docker",
+    ];
+    up_times_out(&stack, &project, &up, &env);
 }
