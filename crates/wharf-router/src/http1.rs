@@ -51,6 +51,9 @@ use upstream::{READ_BUFFER, UpstreamConn};
 const CLIENT_BUFFER: usize = 8 * 1024;
 /// A request buffer that grew past this (a large head) is given back after the exchange.
 const KEEP_BUFFER: usize = 64 * 1024;
+/// How long, and how many bytes, a refused request's rest is read before its connection closes.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Serves a plain-HTTP client connection on the fast path, handing it to hyper when needed.
 pub(crate) async fn serve(router: Router, stream: TcpStream, peer: SocketAddr) {
@@ -189,6 +192,20 @@ impl ClientConn {
             .answer(router, stream, status, &body, None, ledger)
             .await;
         let _ = stream.shutdown().await;
+        // A lingering close, as nginx's `lingering_close`: closing with the rest of the request
+        // unread would reset the connection, and the client could lose the answer before
+        // reading it. What is still coming is read and dropped, for a bounded time and size.
+        let mut scratch = [0u8; 8192];
+        let mut left = LINGER_BYTES;
+        let _ = tokio::time::timeout(LINGER_TIME, async {
+            while let Ok(n @ 1..) = stream.read(&mut scratch).await {
+                left = left.saturating_sub(n);
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// Serves the request whose head is parsed in `self.head`.

@@ -43,10 +43,12 @@ async fn both(t: RouteTable, config: RouterConfig) -> [(&'static str, RunningRou
     ]
 }
 
-/// Writes `request` and reads the answer until the router closes: (status, whole answer).
+/// Writes `request` and reads the answer until the router closes: (status, whole answer);
+/// status 0 when nothing came back. The router may answer and close before the request is
+/// written whole (a 414, a refused connection): what it sent is read all the same.
 async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request).await.expect("write");
+    let _ = stream.write_all(request).await;
     let mut bytes = Vec::new();
     let read = tokio::time::timeout(HANG, stream.read_to_end(&mut bytes)).await;
     assert!(read.is_ok(), "the router neither answered nor closed");
