@@ -109,18 +109,29 @@ pub struct DaemonConfig {
     pub base_env: BTreeMap<String, String>,
     /// The size cap of one instance's log file.
     pub log_cap: u64,
-    /// The free space kept in the state directory's filesystem by trimming logs
-    /// ([`log_store::DEFAULT_FLOOR`], or `WHARF_LOG_FLOOR_BYTES`: see [`log_floor_from_env`]).
+    /// The free space kept in the state directory's filesystem by trimming logs (see
+    /// [`log_floor_from_env`]).
     pub log_floor: u64,
 }
 
-/// The log floor: `WHARF_LOG_FLOOR_BYTES` when set to a number, else
-/// [`log_store::DEFAULT_FLOOR`].
-pub fn log_floor_from_env() -> u64 {
-    std::env::var("WHARF_LOG_FLOOR_BYTES")
+/// The log floor: `WHARF_LOG_FLOOR_BYTES` when set to a number (0: never trim); else
+/// [`log_store::DEFAULT_FLOOR`], but at most a twentieth of the filesystem that holds `dir`
+/// (the nearest existing ancestor), so that a small disk is not trimmed all the time.
+pub fn log_floor_from_env(dir: &Path) -> u64 {
+    if let Some(floor) = std::env::var("WHARF_LOG_FLOOR_BYTES")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(log_store::DEFAULT_FLOOR)
+    {
+        return floor;
+    }
+    let size = dir
+        .ancestors()
+        .find_map(|d| rustix::fs::statvfs(d).ok())
+        .map(|st| st.f_blocks.saturating_mul(st.f_frsize));
+    match size {
+        Some(size) => log_store::DEFAULT_FLOOR.min(size / 20),
+        None => log_store::DEFAULT_FLOOR,
+    }
 }
 
 /// Runs the daemon until `shutdown` resolves: takes the state directory's lock, brings back the

@@ -21,11 +21,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
         .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
         .collect();
     let config = DaemonConfig {
+        log_floor: wharf_daemon::log_floor_from_env(state_dir.root()),
         state_dir,
         runtime: Arc::new(runtime),
         base_env,
         log_cap: wharf_daemon::log_store::DEFAULT_CAP,
-        log_floor: wharf_daemon::log_floor_from_env(),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -232,3 +232,71 @@ fn ps_answers_while_the_router_holds_many_idle_connections() {
     assert_eq!(ps.as_array().map(Vec::len), Some(1), "{ps}");
     drop(idle);
 }
+
+/// Item 5: `down` on a full disk stopped the instances but did not forget the project, which
+/// came back after a restart of the daemon. The state directory is a 4 MiB tmpfs here, filled
+/// to ENOSPC before `down`.
+#[test]
+fn down_forgets_the_project_on_a_full_disk() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let stack = Stack::new(
+        "name: full\nservices:\n  chatty:\n    command: [\"sh\", \"-c\", \"yes 'a line of output' | head -n 20000; sleep 1000\"]\n    restart: always\n",
+    );
+    std::fs::create_dir_all(stack.state()).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+        .arg(stack.state())
+        .status()
+        .expect("mount runs");
+    assert!(mounted.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(stack.state());
+
+    stack
+        .wharf()
+        .args(["up", "-d", "--wait"])
+        .assert()
+        .success();
+    // Its output is on disk (20,000 lines).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stack.ps().is_empty()
+        || std::fs::metadata(stack.state().join("logs/full/full-chatty-1.log"))
+            .map_or(true, |m| m.len() < 200_000)
+    {
+        assert!(std::time::Instant::now() < deadline, "no output on disk");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let filler = stack.state().join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![1u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+    }
+
+    let (ok, text) = stderr(stack.wharf().args(["down"]));
+    assert!(ok, "{text}");
+
+    // A new daemon does not bring the project back.
+    let daemon = stack.daemon_pid().expect("a daemon runs");
+    crate::stack::signal(daemon, nix::sys::signal::Signal::SIGTERM);
+    assert!(crate::stack::wait_gone(daemon, Duration::from_secs(30)));
+    std::fs::remove_file(&filler).unwrap();
+    let (ok, text) = stderr(stack.wharf().args(["ps"]));
+    assert!(!ok, "{text}");
+    assert!(text.contains("no project `full`"), "{text}");
+    let daemon = stack.daemon_pid().expect("a daemon runs");
+    crate::stack::signal(daemon, nix::sys::signal::Signal::SIGTERM);
+    assert!(crate::stack::wait_gone(daemon, Duration::from_secs(30)));
+}
