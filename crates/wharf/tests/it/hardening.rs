@@ -300,3 +300,40 @@ fn down_forgets_the_project_on_a_full_disk() {
     crate::stack::signal(daemon, nix::sys::signal::Signal::SIGTERM);
     assert!(crate::stack::wait_gone(daemon, Duration::from_secs(30)));
 }
+
+/// Item 8: `GET /v1/projects/..%2F..%2Ftrav/logs?follow=true` read a file outside the state
+/// directory (that branch skipped the project lookup). The real daemon refuses the name.
+#[test]
+fn the_logs_of_a_project_name_that_is_a_path_are_refused() {
+    use std::io::{Read as _, Write as _};
+    let stack = Stack::new("name: trav\nservices:\n  a:\n    command: [\"sleep\", \"100\"]\n");
+    stack.wharf().args(["up", "-d"]).assert().success();
+    // `<state>/logs/../../trav/` is the stack's own temporary directory's `trav/`.
+    let outside = stack.state().join("../trav");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(
+        outside.join("trav-a-1.log"),
+        "{\"time\":\"2026-01-01T00:00:00.000Z\",\"stream\":\"stdout\",\"line\":\"SECRET-OUTSIDE\"}\n",
+    )
+    .unwrap();
+    for target in [
+        "/v1/projects/..%2F..%2Ftrav/logs?follow=true",
+        "/v1/projects/..%2F..%2Ftrav/logs",
+    ] {
+        let mut socket =
+            std::os::unix::net::UnixStream::connect(stack.state().join("wharf.sock")).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            socket,
+            "GET {target} HTTP/1.1\r\nhost: wharf\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+        assert!(answer.contains("not a valid project name"), "{answer}");
+        assert!(!answer.contains("SECRET-OUTSIDE"), "{answer}");
+    }
+}
