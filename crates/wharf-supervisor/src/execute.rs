@@ -37,7 +37,7 @@ pub struct UpWait {
     /// Also wait until the instances are ready (`--wait`), not only started.
     pub ready: bool,
     /// One deadline for every state of every instance: the waits for dependencies' conditions,
-    /// the starts and then readiness. Its clock starts once the project is prepared (images
+    /// the starts and then readiness; zero for none (Docker Compose's `--wait-timeout 0`). Its clock starts once the project is prepared (images
     /// built or pulled): Docker Compose's `--wait-timeout` likewise bounds the start and its
     /// dependency waits (docker/compose `pkg/compose/convergence.go`, `waitDependencies`), not
     /// the image pulls.
@@ -49,6 +49,20 @@ pub struct UpWait {
 struct Deadline {
     at: Instant,
     timeout: Duration,
+}
+
+impl Deadline {
+    /// `timeout` from now. Zero means none, as Docker Compose's `--wait-timeout 0`; so does a
+    /// timeout too large to add to the clock (30 years stand for them, as in tokio).
+    fn after(timeout: Duration) -> Deadline {
+        const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+        let now = Instant::now();
+        let at = match timeout.is_zero() {
+            true => now + FAR,
+            false => now.checked_add(timeout).unwrap_or(now + FAR),
+        };
+        Deadline { at, timeout }
+    }
 }
 
 /// Why a step did not start its instance.
@@ -176,10 +190,7 @@ impl Supervisor {
             )])
         })?;
         self.attach_adopted(&project, &plan, &adoption);
-        let deadline = timeout.map(|timeout| Deadline {
-            at: Instant::now() + timeout,
-            timeout,
-        });
+        let deadline = timeout.map(Deadline::after);
 
         // Removals and the old halves of recreations first, dependents before dependencies.
         let to_stop: Vec<(String, u32)> = plan
@@ -308,10 +319,7 @@ impl Supervisor {
         services: Option<&[String]>,
         timeout: Duration,
     ) -> Result<(), SupervisorError> {
-        let deadline = Deadline {
-            at: Instant::now() + timeout,
-            timeout,
-        };
+        let deadline = Deadline::after(timeout);
         self.wait_ready_until(project, services, deadline).await
     }
 

@@ -235,6 +235,36 @@ async fn the_wait_timeout_bounds_readiness_and_counts_from_the_start_of_up() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_zero_or_huge_wait_timeout_is_no_deadline() {
+    // As Docker Compose's `--wait-timeout 0`; a timeout past the clock's range must not panic.
+    for timeout in [Duration::ZERO, Duration::MAX] {
+        let rt = FakeRuntime::new();
+        rt.script(
+            "db",
+            FakeScript::run().healthy_after(Duration::from_secs(3600)),
+        );
+        let sup = supervisor(&rt);
+        let t0 = Instant::now();
+        let wait = UpWait {
+            ready: true,
+            timeout,
+        };
+        let yaml = HEALTH_GATED.replace("start_period: 10s", "start_period: 10s, retries: 1000");
+        sup.up_within(project(&yaml), UpOptions::default(), wait)
+            .await
+            .unwrap();
+        // db passes its check after an hour (probed every 200 ms during its start period of
+        // 10 s, every 30 s after): nothing gave up before.
+        assert!(
+            t0.elapsed() >= Duration::from_secs(3600),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert_eq!(rt.record("p-web-1").starts, 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn completed_successfully_gates_and_a_failing_one_shot_is_reported() {
     let yaml = r#"
 services:
