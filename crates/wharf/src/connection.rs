@@ -74,6 +74,10 @@ pub async fn connect() -> anyhow::Result<Client> {
 
 fn start_daemon(state: &StateDir) -> io::Result<Child> {
     state.create().map_err(io::Error::other)?;
+    // Nothing is written in a directory someone else owns (the daemon would refuse it too).
+    state
+        .check_owner(nix::unistd::geteuid().as_raw())
+        .map_err(io::Error::other)?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)

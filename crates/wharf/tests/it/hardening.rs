@@ -126,6 +126,7 @@ fn a_state_dir_owned_by_another_user_is_refused() {
     assert!(text.contains(stack.state().to_str().unwrap()), "{text}");
     assert!(text.contains("uid 65534"), "{text}");
     assert!(!stack.state().join("state.redb").exists());
+    assert!(!stack.state().join("daemon.log").exists());
     assert_eq!(stack.daemon_pid(), None);
 }
 
