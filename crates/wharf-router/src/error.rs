@@ -89,9 +89,9 @@ impl ProxyError {
     }
 
     /// The one retry decision both request paths take after an instance failed (as pingora
-    /// carries the retry decision on its error): `Some(wait)` when the request should be tried
-    /// again after `wait` without counting as an attempt, because the instance refused the
-    /// connection, joined its pool `joined_ago` ago (it is most likely starting), the request may
+    /// carries the retry decision on its error): `Some(wait)` when, once the other instances
+    /// were tried, the request should be tried afresh after `wait`, because the instance refused
+    /// the connection, joined its pool `joined_ago` ago (it is most likely starting), the request may
     /// be sent again (`safe`: an idempotent method whose body was not consumed) and less than
     /// [`STARTING_RETRY_WINDOW`] was `waited` so far. The waits double from 5 ms to 250 ms.
     pub fn retry_delay(

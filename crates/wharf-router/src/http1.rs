@@ -407,155 +407,170 @@ impl ClientConn {
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut last_error: Option<ProxyError> = None;
         let mut waited = Duration::ZERO;
+        let mut pending_wait: Option<Duration> = None;
         let upstreams = router.upstreams();
-        'instances: for _ in 0..attempts {
-            let upstream = match inner.pools.pick(&entry, &tried) {
-                Ok(u) => u,
-                Err(why) => {
-                    last_error.get_or_insert_with(|| {
-                        ProxyError::new(
-                            ProxyErrorKind::NoInstance,
-                            Some(&entry.id),
-                            why.to_string(),
-                        )
-                    });
-                    break;
-                }
-            };
-            let addr = upstream.socket_addr(entry.route.port);
-            let in_flight = upstream.begin();
-            // A pooled connection first; a fresh one if it turns out to have been closed.
-            let mut pooled = true;
-            loop {
-                let conn = if pooled {
-                    pooled = false;
-                    match upstreams.checkout(addr, now) {
-                        // A request that could not be sent again is only sent on a connection
-                        // that is still open as far as anyone can tell.
-                        Some(c) if (complete && idempotent) || c.looks_alive() => Some(c),
-                        _ => None,
-                    }
-                } else {
-                    None
-                };
-                let mut conn = match conn {
-                    Some(c) => c,
-                    None => match connect(addr, config.connect_timeout).await {
-                        Ok(c) => c,
-                        Err((why, refused)) => {
-                            let error = ProxyError::new(
-                                ProxyErrorKind::UpstreamConnect,
+        'waits: loop {
+            'instances: for _ in 0..attempts {
+                let upstream = match inner.pools.pick(&entry, &tried) {
+                    Ok(u) => u,
+                    Err(why) => {
+                        last_error.get_or_insert_with(|| {
+                            ProxyError::new(
+                                ProxyErrorKind::NoInstance,
                                 Some(&entry.id),
-                                format!("instance {}: connect to {addr}: {why}", upstream.instance),
+                                why.to_string(),
                             )
-                            .refused(refused);
-                            // The request is whole in the buffer: it may wait for an instance
-                            // that is still starting (one decision for both paths).
-                            if let Some(wait) = error.retry_delay(
-                                complete && idempotent,
-                                upstream.joined_ago(),
-                                waited,
-                            ) {
-                                metrics.count_starting_retry();
-                                waited += wait;
-                                tokio::time::sleep(wait).await;
-                                continue;
+                        });
+                        break;
+                    }
+                };
+                let addr = upstream.socket_addr(entry.route.port);
+                let in_flight = upstream.begin();
+                // A pooled connection first; a fresh one if it turns out to have been closed.
+                let mut pooled = true;
+                loop {
+                    let conn = if pooled {
+                        pooled = false;
+                        match upstreams.checkout(addr, now) {
+                            // A request that could not be sent again is only sent on a connection
+                            // that is still open as far as anyone can tell.
+                            Some(c) if (complete && idempotent) || c.looks_alive() => Some(c),
+                            _ => None,
+                        }
+                    } else {
+                        None
+                    };
+                    let mut conn = match conn {
+                        Some(c) => c,
+                        None => match connect(addr, config.connect_timeout).await {
+                            Ok(c) => c,
+                            Err((why, refused)) => {
+                                let error = ProxyError::new(
+                                    ProxyErrorKind::UpstreamConnect,
+                                    Some(&entry.id),
+                                    format!(
+                                        "instance {}: connect to {addr}: {why}",
+                                        upstream.instance
+                                    ),
+                                )
+                                .refused(refused);
+                                // The request is whole in the buffer: once every instance was
+                                // tried, it may wait for one that is still starting (one decision
+                                // for both paths).
+                                if let Some(wait) = error.retry_delay(
+                                    complete && idempotent,
+                                    upstream.joined_ago(),
+                                    waited,
+                                ) {
+                                    pending_wait = Some(wait);
+                                } else {
+                                    // Counted once, when no wait follows.
+                                    metrics.count_upstream_failure(UpstreamFailure::Connect);
+                                }
+                                tried.push(addr);
+                                last_error = Some(error);
+                                if empty_body {
+                                    continue 'instances;
+                                }
+                                break 'instances;
                             }
-                            metrics.count_upstream_failure(UpstreamFailure::Connect);
+                        },
+                    };
+                    // From the request's start (a few microseconds stricter than from sending it).
+                    let deadline = now + config.response_timeout;
+                    let exchange = Exchange {
+                        head_request,
+                        http10: self.head.http10,
+                        close: self.head.close,
+                        request_id: &ledger.request_id,
+                        deadline,
+                    };
+                    let result = if complete {
+                        self.relay_whole(stream, &mut conn, body_end, exchange)
+                            .await
+                    } else {
+                        self.relay_streaming(stream, &mut conn, send_end, exchange, tracker.clone())
+                            .await
+                    };
+                    match result {
+                        Ok(relayed) => {
+                            drop(in_flight);
+                            if relayed.upstream_keep {
+                                upstreams.checkin(addr, conn);
+                            }
+                            if let Some((_, record)) = &mut ledger.log {
+                                record.instance = Some(upstream.instance.clone());
+                            }
+                            ledger.finish(relayed.status, relayed.bytes, router);
+                            if !relayed.client_keep {
+                                return Next::Close;
+                            }
+                            if complete {
+                                self.buf.drain(..body_end);
+                            }
+                            return Next::KeepAlive;
+                        }
+                        Err(Failure::Client) => {
+                            // The client broke off its own request: nothing can be answered.
+                            ledger.finish(StatusCode::BAD_REQUEST.as_u16(), 0, router);
+                            return Next::Close;
+                        }
+                        Err(Failure::BadBody(why)) => {
+                            drop(in_flight);
+                            self.head.close = true;
+                            if self.reply.is_empty() {
+                                // No response started: the client is told, and the log says what
+                                // it was told.
+                                return self.refuse(router, stream, &why, ledger).await;
+                            }
+                            // The instance's answer had started: it is cut, and logged as what
+                            // the client got.
+                            ledger.finish(self.response.status, 0, router);
+                            return Next::Close;
+                        }
+                        Err(Failure::Silent { written, .. })
+                            if conn.reused && complete && (idempotent || !written) =>
+                        {
+                            // Closed by the instance while idle: once more on a fresh connection.
+                            continue;
+                        }
+                        Err(Failure::Timeout) => {
+                            metrics.count_upstream_failure(UpstreamFailure::Timeout);
+                            last_error = Some(ProxyError::new(
+                                ProxyErrorKind::UpstreamTimeout,
+                                Some(&entry.id),
+                                format!(
+                                    "instance {} did not answer within {:?}",
+                                    upstream.instance, config.response_timeout
+                                ),
+                            ));
+                            break 'instances;
+                        }
+                        Err(Failure::Silent { why, .. } | Failure::Protocol(why)) => {
+                            metrics.count_upstream_failure(UpstreamFailure::Protocol);
                             tried.push(addr);
-                            last_error = Some(error);
-                            if empty_body {
+                            last_error = Some(ProxyError::new(
+                                ProxyErrorKind::UpstreamProtocol,
+                                Some(&entry.id),
+                                format!("instance {}: {why}", upstream.instance),
+                            ));
+                            if empty_body && idempotent && complete {
                                 continue 'instances;
                             }
                             break 'instances;
                         }
-                    },
-                };
-                // From the request's start (a few microseconds stricter than from sending it).
-                let deadline = now + config.response_timeout;
-                let exchange = Exchange {
-                    head_request,
-                    http10: self.head.http10,
-                    close: self.head.close,
-                    request_id: &ledger.request_id,
-                    deadline,
-                };
-                let result = if complete {
-                    self.relay_whole(stream, &mut conn, body_end, exchange)
-                        .await
-                } else {
-                    self.relay_streaming(stream, &mut conn, send_end, exchange, tracker.clone())
-                        .await
-                };
-                match result {
-                    Ok(relayed) => {
-                        drop(in_flight);
-                        if relayed.upstream_keep {
-                            upstreams.checkin(addr, conn);
-                        }
-                        if let Some((_, record)) = &mut ledger.log {
-                            record.instance = Some(upstream.instance.clone());
-                        }
-                        ledger.finish(relayed.status, relayed.bytes, router);
-                        if !relayed.client_keep {
-                            return Next::Close;
-                        }
-                        if complete {
-                            self.buf.drain(..body_end);
-                        }
-                        return Next::KeepAlive;
-                    }
-                    Err(Failure::Client) => {
-                        // The client broke off its own request: nothing can be answered.
-                        ledger.finish(StatusCode::BAD_REQUEST.as_u16(), 0, router);
-                        return Next::Close;
-                    }
-                    Err(Failure::BadBody(why)) => {
-                        drop(in_flight);
-                        self.head.close = true;
-                        if self.reply.is_empty() {
-                            // No response started: the client is told, and the log says what
-                            // it was told.
-                            return self.refuse(router, stream, &why, ledger).await;
-                        }
-                        // The instance's answer had started: it is cut, and logged as what
-                        // the client got.
-                        ledger.finish(self.response.status, 0, router);
-                        return Next::Close;
-                    }
-                    Err(Failure::Silent { written, .. })
-                        if conn.reused && complete && (idempotent || !written) =>
-                    {
-                        // Closed by the instance while idle: once more on a fresh connection.
-                        continue;
-                    }
-                    Err(Failure::Timeout) => {
-                        metrics.count_upstream_failure(UpstreamFailure::Timeout);
-                        last_error = Some(ProxyError::new(
-                            ProxyErrorKind::UpstreamTimeout,
-                            Some(&entry.id),
-                            format!(
-                                "instance {} did not answer within {:?}",
-                                upstream.instance, config.response_timeout
-                            ),
-                        ));
-                        break 'instances;
-                    }
-                    Err(Failure::Silent { why, .. } | Failure::Protocol(why)) => {
-                        metrics.count_upstream_failure(UpstreamFailure::Protocol);
-                        tried.push(addr);
-                        last_error = Some(ProxyError::new(
-                            ProxyErrorKind::UpstreamProtocol,
-                            Some(&entry.id),
-                            format!("instance {}: {why}", upstream.instance),
-                        ));
-                        if empty_body && idempotent && complete {
-                            continue 'instances;
-                        }
-                        break 'instances;
                     }
                 }
             }
+            if let Some(wait) = pending_wait.take() {
+                // An instance that refused is starting: the request again shortly, afresh.
+                metrics.count_starting_retry();
+                waited += wait;
+                tokio::time::sleep(wait).await;
+                tried.clear();
+                continue 'waits;
+            }
+            break;
         }
         let e = last_error.unwrap_or_else(|| {
             ProxyError::new(

@@ -701,18 +701,34 @@ impl Router {
         let mut last_error = None;
         let mut outgoing = Some(outgoing);
         let mut attempt = 1;
-        // Time spent waiting for starting instances (`ProxyError::retry_delay`).
+        // Time spent waiting for starting instances, and the next wait when every instance was
+        // tried and one that refused was starting (`ProxyError::retry_delay`): other instances
+        // are tried first, as before.
         let mut waited = Duration::ZERO;
-        while attempt <= attempts {
-            let upstream = match self.inner.pools.pick(entry, &tried) {
+        let mut pending_wait: Option<Duration> = None;
+        loop {
+            let picked = if attempt <= attempts {
+                self.inner
+                    .pools
+                    .pick(entry, &tried)
+                    .map_err(|why| why.to_string())
+            } else {
+                Err("every attempt was made".to_string())
+            };
+            let upstream = match picked {
                 Ok(u) => u,
                 Err(why) => {
+                    if let Some(wait) = pending_wait.take() {
+                        // Not listening yet: the same request again shortly, afresh.
+                        metrics.count_starting_retry();
+                        waited += wait;
+                        tokio::time::sleep(wait).await;
+                        tried.clear();
+                        attempt = 1;
+                        continue;
+                    }
                     return Err(last_error.unwrap_or_else(|| {
-                        ProxyError::new(
-                            ProxyErrorKind::NoInstance,
-                            Some(&entry.id),
-                            why.to_string(),
-                        )
+                        ProxyError::new(ProxyErrorKind::NoInstance, Some(&entry.id), why)
                     }));
                 }
             };
@@ -726,7 +742,7 @@ impl Router {
             // request itself; earlier ones, and any to an instance that may still be starting
             // (it may be waited for), send a copy.
             let starting = upstream.joined_ago() < crate::error::JUST_STARTED;
-            let last = (attempt == attempts && !starting) || !empty_body;
+            let last = (attempt == attempts && !starting && pending_wait.is_none()) || !empty_body;
             let req = match (last, &outgoing) {
                 (true, _) => outgoing.take().map(|o| o.into_request(addr, body, entry)),
                 (false, Some(o)) => Some(o.clone().into_request(addr, body, entry)),
@@ -761,35 +777,27 @@ impl Router {
                     format!("the request body broke off: {}", error.message),
                 ));
             }
+            drop(in_flight);
             if let Some(wait) =
                 error.retry_delay(empty_body && idempotent, upstream.joined_ago(), waited)
             {
-                // Not listening yet: the same request again shortly, not as another attempt.
-                metrics.count_starting_retry();
-                drop(in_flight);
-                waited += wait;
-                tokio::time::sleep(wait).await;
-                continue;
+                pending_wait = Some(wait);
+            } else {
+                // A refusal is counted once, when no wait follows.
+                metrics.count_upstream_failure(match error.kind {
+                    ProxyErrorKind::UpstreamConnect => UpstreamFailure::Connect,
+                    _ => UpstreamFailure::Protocol,
+                });
             }
-            metrics.count_upstream_failure(match error.kind {
-                ProxyErrorKind::UpstreamConnect => UpstreamFailure::Connect,
-                _ => UpstreamFailure::Protocol,
-            });
             tried.push(addr);
+            // A request that may wait (`pending_wait`) may also be repeated.
             let again = empty_body && (error.is_retryable() || idempotent);
-            last_error = Some(error);
             if !again {
-                break;
+                return Err(error);
             }
+            last_error = Some(error);
             attempt += 1;
         }
-        Err(last_error.unwrap_or_else(|| {
-            ProxyError::new(
-                ProxyErrorKind::Internal,
-                Some(&entry.id),
-                "no attempt was made",
-            )
-        }))
     }
 
     async fn upgrade(

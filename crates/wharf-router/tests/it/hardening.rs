@@ -538,3 +538,28 @@ async fn a_starting_instance_is_waited_for_on_safe_requests_only() {
         serve.abort();
     }
 }
+
+#[tokio::test]
+async fn another_instance_is_tried_before_waiting_for_a_starting_one() {
+    let live = Backend::start("web-2").await;
+    for fast in [true, false] {
+        let config = RouterConfig {
+            http1_fast_path: fast,
+            ..RouterConfig::default()
+        };
+        let r = start_router(web_table(), config).await;
+        let port = {
+            let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        r.router
+            .apply(&web_up(SocketAddr::from((Ipv4Addr::LOCALHOST, port))));
+        r.router.apply(&live.up("web", 80, true));
+        let metrics = r.router.metrics().routes_named("web").remove(0);
+        for _ in 0..6 {
+            let (status, text) = raw(r.addr, &get("/", "")).await;
+            assert_eq!(status, 200, "fast: {fast}: {text}");
+        }
+        assert_eq!(metrics.starting_retries(), 0, "fast: {fast}");
+    }
+}
