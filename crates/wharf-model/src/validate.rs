@@ -61,8 +61,8 @@ pub(crate) fn validate_tree(root: &Node, errors: &mut Vec<Diagnostic>) {
     }
 }
 
-/// An external volume is not created, so it takes no `driver`, `driver_opts` or `labels`
-/// (compose-go `TestInvalidExternalAndDriverCombination` and the two after it: "volumes.x:
+/// An external volume is not created, so it takes no `driver`, `driver_opts`, `labels` or other
+/// setting (compose-go `TestInvalidExternalAndDriverCombination` and the two after it: "volumes.x:
 /// conflicting parameters \"external\" and \"driver\" specified"; a network with `driver`
 /// alike); its name is `name`, and the deprecated `external.name` may not say it a second time
 /// (`TestLoadVolumeInvalidExternalNameAndNameCombination`: "volumes.x: name and external.name
@@ -79,14 +79,17 @@ fn check_external(kind: &str, name: &str, n: &Node, errors: &mut Vec<Diagnostic>
     if !is_external {
         return;
     }
-    let conflicting: &[&str] = match kind {
-        "volumes" => &["driver", "driver_opts", "labels"],
-        "networks" => &["driver"],
-        _ => &[],
+    // compose-go's `checkExternal` (validation/external.go) refuses every key of an external
+    // volume but `name`, `external` and `x-*`; of a network, `driver` (issue 13 found Docker
+    // Compose refusing it).
+    let conflicts = |key: &str| match kind {
+        "volumes" => !matches!(key, "name" | "external") && !key.starts_with("x-"),
+        "networks" => key == "driver",
+        _ => false,
     };
     if let Some(m) = n.as_map() {
-        for key in conflicting {
-            if let Some(e) = m.get(*key) {
+        for (key, e) in m {
+            if conflicts(key) {
                 errors.push(
                     Diagnostic::error(
                         format!(
