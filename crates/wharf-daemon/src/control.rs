@@ -416,9 +416,17 @@ impl Control for DaemonControl {
             None => self.supervisor.up(Arc::new(project), options).await,
         }
         .map_err(supervisor_error)?;
+        let mut warnings = report.warnings;
+        // A store moved aside is told in the daemon's log, and to the next `up`.
+        warnings.extend(
+            self.store
+                .unreported_recoveries()
+                .iter()
+                .map(|r| format!("{}: {r}", self.state_dir.store().display())),
+        );
         Ok(UpResponse {
             plan: report.plan.to_string(),
-            warnings: report.warnings,
+            warnings,
         })
     }
 

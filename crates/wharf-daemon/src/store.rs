@@ -137,6 +137,8 @@ pub struct Store {
     /// damaged store is moved aside.
     known_projects: Box<dyn Fn() -> Vec<String> + Send + Sync>,
     recoveries: Mutex<Vec<Recovery>>,
+    /// How many of `recoveries` were handed to [`Store::unreported_recoveries`].
+    reported: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -158,6 +160,7 @@ impl Store {
             suspect: AtomicBool::new(true),
             known_projects,
             recoveries: Mutex::new(Vec::new()),
+            reported: std::sync::atomic::AtomicUsize::new(0),
         };
         let db = store.open_db()?;
         *store.lock() = Some(db);
@@ -171,6 +174,16 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The recoveries not handed out before (each is told to a user once, by the next `up`).
+    pub fn unreported_recoveries(&self) -> Vec<Recovery> {
+        let all = self.recoveries.lock().unwrap_or_else(|p| p.into_inner());
+        let from = self
+            .reported
+            .swap(all.len(), Ordering::AcqRel)
+            .min(all.len());
+        all[from..].to_vec()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Database>> {

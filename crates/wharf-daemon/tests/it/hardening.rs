@@ -171,6 +171,8 @@ fn check_moved_aside(path: &Path, reason: &str) {
     assert!(text.contains(r.moved_to.to_str().unwrap()), "{text}");
     assert!(text.contains("alpha, beta"), "{text}");
     assert!(text.contains("wharf up"), "{text}");
+    assert_eq!(store.unreported_recoveries(), recoveries);
+    assert!(store.unreported_recoveries().is_empty());
     assert!(store.list().unwrap().is_empty());
     store
         .record_up(

@@ -148,7 +148,15 @@ fn a_damaged_or_empty_store_is_moved_aside_and_the_daemon_serves() {
         let stack = Stack::new("name: hurt\nservices:\n  a:\n    command: [\"sleep\", \"100\"]\n");
         std::fs::create_dir_all(stack.state().join("logs/lost")).unwrap();
         std::fs::write(stack.state().join("state.redb"), content).unwrap();
-        stack.wharf().args(["up", "-d"]).assert().success();
+        let (ok, text) = stderr(stack.wharf().args(["up", "-d"]));
+        assert!(ok, "{text}");
+        // The user is told by `up`, once.
+        assert!(text.contains("warning: "), "{text}");
+        assert!(text.contains("state.redb.damaged-"), "{text}");
+        assert!(text.contains("stopped services): lost;"), "{text}");
+        let (ok, text) = stderr(stack.wharf().args(["up", "-d"]));
+        assert!(ok, "{text}");
+        assert!(!text.contains("damaged-"), "{text}");
         let log = std::fs::read_to_string(stack.state().join("daemon.log")).unwrap();
         assert!(log.contains(reason), "{log}");
         assert!(log.contains("state.redb.damaged-"), "{log}");
