@@ -188,6 +188,7 @@ impl ClientConn {
         };
         self.head = RequestHead::default();
         self.head.close = true;
+        self.head_request = false;
         let _ = self
             .answer(router, stream, status, &body, None, ledger)
             .await;
