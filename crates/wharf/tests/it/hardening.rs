@@ -262,9 +262,17 @@ fn down_forgets_the_project_on_a_full_disk() {
         .status()
         .expect("mount runs");
     assert!(mounted.success());
+    /// Stops the daemon (its lock file is on the tmpfs) and unmounts, also when the test fails.
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
+            if let Some(pid) = wharf_daemon::StateDir::new(&self.0).daemon_pid() {
+                crate::stack::signal(pid, nix::sys::signal::Signal::SIGTERM);
+                if !crate::stack::wait_gone(pid, Duration::from_secs(30)) {
+                    crate::stack::signal(pid, nix::sys::signal::Signal::SIGKILL);
+                    crate::stack::wait_gone(pid, Duration::from_secs(5));
+                }
+            }
             let _ = std::process::Command::new("umount")
                 .arg("-l")
                 .arg(&self.0)
