@@ -8,6 +8,7 @@ mod docker;
 mod e2e_config;
 mod hardening;
 mod routing;
+mod scale;
 mod stack;
 mod verbs;
 mod wait;
