@@ -1,9 +1,8 @@
 //! A network without an `ipam` subnet holds hundreds of instances: its subnet is a /20 of the
 //! default pools, and addresses past the first 254 (10.x.y.255, 10.x.y+1.0, ...) are configured
 //! in instances' namespaces like any other. Leasing 300 addresses in turn is tested on the
-//! allocator (`ipam`); here the instances past the 254th are given those addresses directly
-//! (attaching 300 namespaces takes minutes: every attachment rewrites the hosts file of every
-//! instance on the network).
+//! allocator (`ipam`) and through the binary (`wharf` it's `scale`); here the instances past
+//! the 254th are given those addresses directly, which keeps this test to a few namespaces.
 //!
 //! Pins the bug where each native network was a /24, so a service's 254th instance got no
 //! address.
