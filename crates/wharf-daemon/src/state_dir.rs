@@ -119,12 +119,13 @@ impl StateDir {
 
     /// Refuses a directory that neither root nor `uid` owns.
     pub fn check_owner(&self, uid: u32) -> Result<(), DaemonError> {
-        let meta = fs::symlink_metadata(&self.root)
+        // A symbolic link is followed: what is checked is the directory it leads to.
+        let meta = fs::metadata(&self.root)
             .map_err(|e| DaemonError::io("cannot examine the state directory", &self.root, e))?;
         if !meta.is_dir() {
             return Err(DaemonError::UnsafeStateDir {
                 dir: self.root.clone(),
-                problem: "it is not a directory (a symbolic link or a file is not followed)".into(),
+                problem: "it is not a directory".into(),
             });
         }
         let owner = meta.uid();

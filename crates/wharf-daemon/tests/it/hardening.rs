@@ -427,3 +427,21 @@ fn logs_are_trimmed_oldest_first_when_free_space_falls_under_the_floor() {
             .contains("a line that needs room")
     );
 }
+
+/// A state directory reached through a symbolic link is checked and tightened where it leads.
+#[test]
+fn a_state_dir_behind_a_symbolic_link_is_checked_where_it_leads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    fs::create_dir(&real).unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    StateDir::new(&link).prepare().unwrap();
+    assert_eq!(mode(&real), 0o700);
+    // A file is no state directory.
+    let file = tmp.path().join("file");
+    fs::write(&file, "").unwrap();
+    let e = StateDir::new(&file).check_owner(0).unwrap_err();
+    assert!(e.to_string().contains("not a directory"), "{e}");
+}
