@@ -634,7 +634,8 @@ async fn start_step(
         if v.kind == wharf_model::project::VolumeType::Volume
             && let Some(source) = &v.source
         {
-            let dir = crate::spec::volume_dir(&inner.options.volumes_dir, &project, source);
+            let dir = crate::spec::volume_dir(&inner.options.volumes_dir, &project, source)
+                .map_err(|e| StepError::Failed(format!("volume `{source}`: {e}")))?;
             std::fs::create_dir_all(&dir).map_err(|e| {
                 StepError::Failed(format!(
                     "cannot create the directory of volume `{source}` ({}): {e}",

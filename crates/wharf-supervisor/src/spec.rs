@@ -41,14 +41,20 @@ pub fn volume_variable(volume: &str) -> String {
     format!("WHARF_VOLUME_{name}")
 }
 
-/// The directory of a named volume in native mode: `<volumes_dir>/<engine name>`.
-pub fn volume_dir(volumes_dir: &Path, project: &Project, volume: &str) -> PathBuf {
+/// The directory of a named volume in native mode: `<volumes_dir>/<engine name>`, refused
+/// when the name would lead out of `volumes_dir` (the loader refuses such names; this is
+/// defense in depth, issue 12).
+pub fn volume_dir(
+    volumes_dir: &Path,
+    project: &Project,
+    volume: &str,
+) -> Result<PathBuf, wharf_model::names::NotAChild> {
     let name = project
         .volumes
         .get(volume)
         .map(|v| v.name.clone())
         .unwrap_or_else(|| format!("{}_{volume}", project.name));
-    volumes_dir.join(name)
+    wharf_model::names::child_path(volumes_dir, &name)
 }
 
 /// Builds the spec of instance `number` of `service`.
@@ -142,7 +148,12 @@ fn build_instance_spec(
         if v.kind == VolumeType::Volume
             && let Some(source) = &v.source
         {
-            let dir = volume_dir(volumes_dir, project, source);
+            let dir =
+                volume_dir(volumes_dir, project, source).map_err(|e| SupervisorError::Config {
+                    service: service.name.clone(),
+                    message: format!("volume `{source}` of service `{}`: {e}", service.name),
+                    help: "give the volume a name that follows Docker's rule for names".into(),
+                })?;
             environment.insert(volume_variable(source), dir.to_string_lossy().into_owned());
         }
     }
@@ -275,4 +286,36 @@ pub fn network_spec(project: &Project, service: &Service) -> Result<NetworkSpec,
         ports,
         hostname: service.hostname.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `name: /some/dir` walked out of the volumes folder; the loader refuses it, and so does
+    /// this, should a project hold one anyway.
+    #[test]
+    fn a_volume_dir_stays_in_the_volumes_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("compose.yaml"),
+            "name: p\nservices:\n  a:\n    image: a\n    volumes: [data:/d]\nvolumes:\n  data: {}\n",
+        )
+        .unwrap();
+        let options = wharf_model::LoadOptions {
+            working_dir: dir.path().to_path_buf(),
+            ..wharf_model::LoadOptions::default()
+        };
+        let mut project = wharf_model::load(&options).unwrap().project;
+        let volumes = Path::new("/var/lib/wharf/volumes");
+        assert_eq!(
+            volume_dir(volumes, &project, "data").unwrap(),
+            volumes.join("p_data")
+        );
+        for bad in ["/some/dir", "../x", ".."] {
+            project.volumes.get_mut("data").unwrap().name = bad.into();
+            let e = volume_dir(volumes, &project, "data").unwrap_err();
+            assert_eq!(e.name, bad);
+        }
+    }
 }
