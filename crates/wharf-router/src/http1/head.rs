@@ -78,11 +78,19 @@ impl Role {
             (b"proxy-authorization", Role::HopByHop),
             (b"proxy-connection", Role::HopByHop),
         ];
-        if let Some((_, r)) = ROLES
+        ROLES
             .iter()
             .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-        {
-            return *r;
+            .map_or(Role::Other, |(_, r)| *r)
+    }
+
+    /// The role of a request header: [`Role::of`], and the client-address headers and names
+    /// with `_` that only a request's headers are checked for (a response's are passed on as
+    /// they came, and classifying them cost 9% of the fast path's instructions per request).
+    pub(crate) fn of_request(name: &[u8]) -> Role {
+        let role = Role::of(name);
+        if role != Role::Other {
+            return role;
         }
         if name.eq_ignore_ascii_case(b"x-real-ip") {
             Role::RealIp
@@ -234,7 +242,7 @@ pub(crate) fn parse_request(buf: &[u8], head: &mut RequestHead) -> Parsed {
     let mut close = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        let role = Role::of(name);
+        let role = Role::of_request(name);
         let value = h.value;
         match role {
             Role::Host if head.host.is_none() => head.host = Some(Span::within(buf, value)),
