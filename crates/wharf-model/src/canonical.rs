@@ -114,52 +114,123 @@ const RESOURCE_BOOLEANS: &[&[&str]] = &[
 /// else is left for the schema and for the second run), and after interpolation with `strict` true,
 /// when any other string is an error as in compose-go (`invalid boolean`).
 ///
-/// The walk allocates only for the keys under `*` (callgrind: building every path as strings on
-/// the way cost 5% of the instructions of loading 1,000 services, per run).
+/// The walk reads each service's keys once and looks further only below the keys that start a
+/// pattern ([`service_patterns`]); it allocates nothing unless it reports something, the path of
+/// a value being built for its message only (callgrind: a lookup per pattern per service, and
+/// every path built on the way, cost 5% of the instructions of loading 1,000 services).
 pub(crate) fn cast_booleans(root: &mut Node, diagnostics: &mut Vec<Diagnostic>, strict: bool) {
     let Some(top) = root.as_map_mut() else {
         return;
     };
-    let mut path = Vec::new();
     if let Some(services) = top.get_mut("services").and_then(|e| e.node.as_map_mut()) {
+        let at_services = At::top("services");
         for (name, service) in services.iter_mut() {
-            path.clear();
-            path.push(Seg::Static("services"));
-            path.push(Seg::Owned(name.clone()));
-            for pattern in SERVICE_BOOLEANS {
-                cast_at(&mut service.node, pattern, &mut path, diagnostics, strict);
+            let Value::Map(keys) = &mut service.node.value else {
+                continue;
+            };
+            let at_service = at_services.key(name);
+            // The messages of one service in the order of `SERVICE_BOOLEANS`, as when each
+            // pattern was walked in turn: the runs of messages of each key, by first pattern.
+            let mut runs: Vec<(usize, usize)> = Vec::new();
+            for (key, e) in keys.iter_mut() {
+                let range = service_patterns(key);
+                if range.is_empty() {
+                    continue;
+                }
+                let before = diagnostics.len();
+                let at_key = at_service.key(key);
+                for pattern in &SERVICE_BOOLEANS[range.clone()] {
+                    cast_at(&mut e.node, &pattern[1..], &at_key, diagnostics, strict);
+                }
+                if diagnostics.len() > before {
+                    runs.push((range.start, before));
+                }
+            }
+            if !runs.is_sorted_by_key(|r| r.0) {
+                let mut chunks: Vec<(usize, Vec<Diagnostic>)> = runs
+                    .iter()
+                    .rev()
+                    .map(|&(pattern, from)| (pattern, diagnostics.split_off(from)))
+                    .collect();
+                chunks.sort_by_key(|c| c.0);
+                for (_, chunk) in chunks {
+                    diagnostics.extend(chunk);
+                }
             }
         }
     }
     for pattern in RESOURCE_BOOLEANS {
-        path.clear();
-        cast_at(root, pattern, &mut path, diagnostics, strict);
+        cast_at(root, pattern, &At::Root, diagnostics, strict);
     }
 }
 
-/// A step of the path to a value, for messages: a key named by a pattern, a key found under `*`,
-/// or an index found under `[]`.
-enum Seg {
-    Static(&'static str),
-    Owned(String),
-    Index(usize),
+/// The patterns of [`SERVICE_BOOLEANS`] that start with `key` (the table is sorted by first key;
+/// a test checks this function against it).
+fn service_patterns(key: &str) -> std::ops::Range<usize> {
+    match key {
+        "attach" => 0..1,
+        "build" => 1..4,
+        "depends_on" => 4..6,
+        "develop" => 6..7,
+        "env_file" => 7..8,
+        "healthcheck" => 8..9,
+        "init" => 9..10,
+        "oom_kill_disable" => 10..11,
+        "post_start" => 11..12,
+        "pre_start" => 12..19,
+        "pre_stop" => 19..20,
+        "privileged" => 20..21,
+        "read_only" => 21..22,
+        "stdin_open" => 22..23,
+        "tty" => 23..24,
+        "use_api_socket" => 24..25,
+        "volumes" => 25..28,
+        _ => 0..0,
+    }
 }
 
-fn dotted(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        let key = match seg {
-            Seg::Static(k) => *k,
-            Seg::Owned(k) => k.as_str(),
-            Seg::Index(i) => {
-                out.push_str(&format!("[{i}]"));
-                continue;
+/// The place of a value, for messages: a chain of steps up to the root, on the stack, so that
+/// nothing is allocated unless a message is written.
+enum At<'a> {
+    Root,
+    Key(&'a str, &'a At<'a>),
+    Index(usize, &'a At<'a>),
+}
+
+impl<'a> At<'a> {
+    fn top(key: &'static str) -> At<'static> {
+        At::Key(key, &At::Root)
+    }
+
+    fn key(&'a self, key: &'a str) -> At<'a> {
+        At::Key(key, self)
+    }
+}
+
+fn dotted(at: &At<'_>) -> String {
+    let mut steps = Vec::new();
+    let mut here = at;
+    loop {
+        match here {
+            At::Root => break,
+            At::Key(_, up) | At::Index(_, up) => {
+                steps.push(here);
+                here = up;
             }
-        };
-        if !out.is_empty() {
-            out.push('.');
         }
-        out.push_str(key);
+    }
+    let mut out = String::new();
+    for step in steps.iter().rev() {
+        match step {
+            At::Key(k, _) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            At::Index(i, _) => out.push_str(&format!("[{i}]")),
+            At::Root => {}
+        }
     }
     out
 }
@@ -167,41 +238,35 @@ fn dotted(path: &[Seg]) -> String {
 fn cast_at(
     node: &mut Node,
     parts: &[&'static str],
-    path: &mut Vec<Seg>,
+    at: &At<'_>,
     diagnostics: &mut Vec<Diagnostic>,
     strict: bool,
 ) {
     let Some((first, rest)) = parts.split_first() else {
-        cast_boolean(node, path, diagnostics, strict);
+        cast_boolean(node, at, diagnostics, strict);
         return;
     };
     match (*first, &mut node.value) {
         ("*", Value::Map(m)) => {
             for (k, e) in m.iter_mut() {
-                path.push(Seg::Owned(k.clone()));
-                cast_at(&mut e.node, rest, path, diagnostics, strict);
-                path.pop();
+                cast_at(&mut e.node, rest, &at.key(k), diagnostics, strict);
             }
         }
         ("[]", Value::Seq(items)) => {
             for (i, item) in items.iter_mut().enumerate() {
-                path.push(Seg::Index(i));
-                cast_at(item, rest, path, diagnostics, strict);
-                path.pop();
+                cast_at(item, rest, &At::Index(i, at), diagnostics, strict);
             }
         }
         (key, Value::Map(m)) => {
             if let Some(e) = m.get_mut(key) {
-                path.push(Seg::Static(key));
-                cast_at(&mut e.node, rest, path, diagnostics, strict);
-                path.pop();
+                cast_at(&mut e.node, rest, &at.key(key), diagnostics, strict);
             }
         }
         _ => {}
     }
 }
 
-fn cast_boolean(node: &mut Node, path: &[Seg], diagnostics: &mut Vec<Diagnostic>, strict: bool) {
+fn cast_boolean(node: &mut Node, at: &At<'_>, diagnostics: &mut Vec<Diagnostic>, strict: bool) {
     let Value::Str(text) = &node.value else {
         return;
     };
@@ -214,7 +279,7 @@ fn cast_boolean(node: &mut Node, path: &[Seg], diagnostics: &mut Vec<Diagnostic>
             if strict {
                 diagnostics.push(
                     Diagnostic::error(
-                        format!("`{}` is `{text}`: invalid boolean", dotted(path)),
+                        format!("`{}` is `{text}`: invalid boolean", dotted(at)),
                         node.span,
                     )
                     .with_help("write true or false"),
@@ -227,7 +292,7 @@ fn cast_boolean(node: &mut Node, path: &[Seg], diagnostics: &mut Vec<Diagnostic>
         diagnostics.push(Diagnostic::warning(
             format!(
                 "`{}`: \"{text}\" for boolean is not supported by YAML 1.2, please use `{value}`",
-                dotted(path)
+                dotted(at)
             ),
             node.span,
         ));
@@ -700,6 +765,33 @@ pub fn clean(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_patterns_follow_the_table() {
+        let mut firsts: Vec<&str> = SERVICE_BOOLEANS.iter().map(|p| p[0]).collect();
+        firsts.dedup();
+        for first in &firsts {
+            let expected: Vec<usize> = (0..SERVICE_BOOLEANS.len())
+                .filter(|&i| SERVICE_BOOLEANS[i][0] == *first)
+                .collect();
+            assert_eq!(
+                service_patterns(first).collect::<Vec<_>>(),
+                expected,
+                "{first}"
+            );
+        }
+        assert_eq!(
+            firsts.len(),
+            SERVICE_BOOLEANS
+                .iter()
+                .map(|p| p[0])
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        );
+        for other in ["image", "ports", "environment", "*", "[]", ""] {
+            assert!(service_patterns(other).is_empty(), "{other}");
+        }
+    }
 
     // Regression: `selinux` came after `create_host_path`; compose-go writes it first.
     #[test]

@@ -159,9 +159,13 @@ fn check_environment_names(service: &str, n: &Node, errors: &mut Vec<Diagnostic>
 fn check_mounts(service: &str, n: &Node, errors: &mut Vec<Diagnostic>) {
     let volumes = n.get("volumes").and_then(Node::as_seq).unwrap_or(&[]);
     for v in volumes {
-        let kind = v.get("type").and_then(Node::as_str);
-        let source = v.get("source").and_then(Node::scalar_text);
-        if kind == Some("bind") && source.as_deref().is_none_or(str::is_empty) {
+        // A source with no text (missing, empty, null, a list or mapping) is no source.
+        let no_source = || match v.get("source").map(|s| &s.value) {
+            None | Some(Value::Null | Value::Seq(_) | Value::Map(_)) => true,
+            Some(Value::Str(s)) => s.is_empty(),
+            Some(Value::Bool(_) | Value::Int(_) | Value::Float(_)) => false,
+        };
+        if v.get("type").and_then(Node::as_str) == Some("bind") && no_source() {
             let target = v
                 .get("target")
                 .and_then(Node::scalar_text)

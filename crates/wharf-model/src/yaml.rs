@@ -238,25 +238,7 @@ impl Builder {
                         }
                         // Most keys are strings: take the text instead of copying it.
                         Value::Str(s) => s,
-                        other => {
-                            let text = match &other {
-                                Value::Null => "null".to_string(),
-                                _ => Node::new(other, key_span).scalar_text().unwrap_or_default(),
-                            };
-                            // compose-go refuses a key that YAML reads as a number, a boolean or
-                            // null (`TestNonStringKeys`: "non-string key in services: 123").
-                            let place = self.path();
-                            let place = if place.is_empty() {
-                                "at top level".to_string()
-                            } else {
-                                format!("in {place}")
-                            };
-                            return Err(Diagnostic::error(
-                                format!("non-string key {place}: {text}"),
-                                key_span,
-                            )
-                            .with_help(format!("quote it (\"{text}\") if it is meant as a name")));
-                        }
+                        other => return Err(self.non_string_key(other, key_span)),
                     };
                     *key = Some((name, key_span, merge_key));
                     Ok(())
@@ -281,6 +263,26 @@ impl Builder {
                 }
             },
         }
+    }
+
+    /// compose-go refuses a key that YAML reads as a number, a boolean or null
+    /// (`TestNonStringKeys`: "non-string key in services: 123"). Out of line and cold, so that
+    /// the hot path of `push_value` stays small enough for the parser to be inlined around it.
+    #[cold]
+    #[inline(never)]
+    fn non_string_key(&self, other: Value, key_span: Span) -> Diagnostic {
+        let text = match &other {
+            Value::Null => "null".to_string(),
+            _ => Node::new(other, key_span).scalar_text().unwrap_or_default(),
+        };
+        let place = self.path();
+        let place = if place.is_empty() {
+            "at top level".to_string()
+        } else {
+            format!("in {place}")
+        };
+        Diagnostic::error(format!("non-string key {place}: {text}"), key_span)
+            .with_help(format!("quote it (\"{text}\") if it is meant as a name"))
     }
 
     /// Where the value being read sits, as compose-go writes it: `services.web.ports[0]`.
