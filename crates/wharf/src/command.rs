@@ -44,6 +44,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the async part of a verb that talks to the daemon.
+/// Writes `text` to standard output. A closed pipe (`wharf ps --format json | head -c 10`) ends
+/// the output quietly, as it ends `logs` and `events`: `print!` would panic on it.
+fn print_out(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{text}").and_then(|()| out.flush());
+}
+
 fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -28,16 +28,19 @@ pub fn run(flags: &ProjectFlags, args: &ConfigArgs) -> anyhow::Result<ExitCode> 
     };
     match lines {
         Some(lines) => {
+            let mut text = String::new();
             for l in lines {
-                println!("{l}");
+                text.push_str(l);
+                text.push('\n');
             }
+            super::print_out(text);
         }
         None => {
             let format = match args.format {
                 OutputFormat::Yaml => Format::Yaml,
                 OutputFormat::Json => Format::Json,
             };
-            print!("{}", render(p, format));
+            super::print_out(render(p, format));
         }
     }
     Ok(ExitCode::SUCCESS)

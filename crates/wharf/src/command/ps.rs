@@ -24,8 +24,10 @@ pub fn run(flags: &ProjectFlags, args: &PsArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(super::failed(&e)),
     };
     match args.format {
-        PsFormat::Json => println!("{}", serde_json::to_string(&instances)?),
-        PsFormat::Table => print!("{}", table(&instances, SystemTime::now())),
+        PsFormat::Json => {
+            super::print_out(format_args!("{}\n", serde_json::to_string(&instances)?))
+        }
+        PsFormat::Table => super::print_out(table(&instances, SystemTime::now())),
     }
     Ok(ExitCode::SUCCESS)
 }

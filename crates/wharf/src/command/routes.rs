@@ -31,24 +31,24 @@ pub fn run(flags: &ProjectFlags, args: &RoutesArgs) -> anyhow::Result<ExitCode> 
         Err(e) => return Ok(super::failed(&e)),
     };
     if args.format == PsFormat::Json {
-        println!("{}", serde_json::to_string(&answer)?);
+        super::print_out(format_args!("{}\n", serde_json::to_string(&answer)?));
         return Ok(ExitCode::SUCCESS);
     }
     if args.explain.is_some() {
         if answer.explanations.is_empty() {
-            println!("no router is running: no project has routes (labels wharf.http.*)");
+            super::print_out("no router is running: no project has routes (labels wharf.http.*)\n");
         }
         for e in &answer.explanations {
-            print!("{e}");
+            super::print_out(e);
         }
         return Ok(ExitCode::SUCCESS);
     }
     if answer.routes.is_empty() {
-        println!(
-            "no routes: give a service the label wharf.http.port (and wharf.http.host, wharf.http.path)"
+        super::print_out(
+            "no routes: give a service the label wharf.http.port (and wharf.http.host, wharf.http.path)\n",
         );
     } else {
-        print!("{}", table(&answer.routes, query.project.is_none()));
+        super::print_out(table(&answer.routes, query.project.is_none()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -57,7 +57,7 @@ pub fn run(flags: &ProjectFlags, args: &RoutesArgs) -> anyhow::Result<ExitCode> 
 pub fn ca() -> anyhow::Result<ExitCode> {
     let state = wharf_daemon::StateDir::from_env()?;
     let pem = wharf_router::Tls::ca_certificate_pem(&state.tls())?;
-    print!("{pem}");
+    super::print_out(pem);
     Ok(ExitCode::SUCCESS)
 }
 

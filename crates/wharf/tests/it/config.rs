@@ -57,3 +57,23 @@ fn config_lists_services_volumes_and_profiles() {
     assert_eq!(run("edd", &["--networks"]), "backnet\nproxynet\n");
     assert_eq!(run("openwisp", &["-q"]), "");
 }
+
+/// A reader that has gone (`wharf config | head -c 10`) ends the output quietly: no panic, and
+/// the same exit status as a complete write.
+#[test]
+fn config_into_a_closed_pipe_exits_without_a_panic() {
+    let root = repo_root();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("wharf"))
+        .env_clear()
+        .current_dir(&root)
+        .args(["--env-file", "testdata/openvle/env/production.env"])
+        .args(["--project-directory", "testdata/openvle", "config"])
+        .stdout(writer)
+        .output()
+        .expect("wharf runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}
