@@ -287,6 +287,7 @@ impl Routing {
                         access_log,
                         trusted_proxies: settings.trusted_proxies.clone(),
                         service_identities: self.runtime.distinct_addresses(&project.name),
+                        max_connections_per_client: settings.max_connections_per_client,
                         ..RouterConfig::default()
                     };
                     let router = Router::new(RouteTable::default(), config);
