@@ -77,6 +77,7 @@ pub fn load_normalised(yaml: &str, project_directory: &Path) -> Result<Project, 
         working_dir: project_directory.to_path_buf(),
         environment: BTreeMap::new(),
         stdin: Some(yaml.to_string()),
+        ..LoadOptions::default()
     };
     wharf_model::load(&options)
         .map(|l| l.project)

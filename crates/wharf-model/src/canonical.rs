@@ -14,21 +14,24 @@ use crate::volume_spec::{VolumeKind, parse_volume};
 
 /// Rewrites the services of `root` in place. `base` is the directory relative paths resolve
 /// against (the project directory for the files given with `-f`, the file's own directory for a
-/// file reached through `extends` or `include`).
+/// file reached through `extends` or `include`). `lenient` (a tree that was not interpolated)
+/// keeps what does not parse as written instead of reporting it, as compose-go's
+/// `ignoreParseError` does: a `${FLAG}` at a boolean key, a port or volume with a variable.
 pub fn canonicalize(
     root: &mut Node,
     base: &Path,
     home: Option<&Path>,
+    lenient: bool,
     errors: &mut Vec<Diagnostic>,
 ) {
-    cast_booleans(root, errors, true);
+    cast_booleans(root, errors, !lenient);
     let Some(top) = root.as_map_mut() else {
         return;
     };
     if let Some(services) = top.get_mut("services").and_then(|e| e.node.as_map_mut()) {
         for entry in services.values_mut() {
             if let Some(service) = entry.node.as_map_mut() {
-                canonicalize_service(service, base, home, errors);
+                canonicalize_service(service, base, home, lenient, errors);
             }
         }
     }
@@ -304,6 +307,7 @@ fn canonicalize_service(
     service: &mut Mapping,
     base: &Path,
     home: Option<&Path>,
+    lenient: bool,
     errors: &mut Vec<Diagnostic>,
 ) {
     for key in ["environment", "labels", "annotations", "sysctls"] {
@@ -428,16 +432,35 @@ fn canonicalize_service(
         && let Value::Seq(items) = &mut e.node.value
     {
         let mut out = Vec::with_capacity(items.len());
-        for item in items.drain(..) {
-            canonical_port(item, &mut out, errors);
+        if lenient {
+            // compose-go's `transformPorts` returns the whole list as written when one entry
+            // does not parse.
+            let before = errors.len();
+            for item in items.iter().cloned() {
+                canonical_port(item, &mut out, errors);
+            }
+            if errors.len() == before {
+                *items = out;
+            } else {
+                errors.truncate(before);
+            }
+        } else {
+            for item in items.drain(..) {
+                canonical_port(item, &mut out, errors);
+            }
+            *items = out;
         }
-        *items = out;
     }
     if let Some(e) = service.get_mut("volumes")
         && let Value::Seq(items) = &mut e.node.value
     {
         for item in items.iter_mut() {
+            let before = errors.len();
             canonical_volume(item, base, home, errors);
+            if lenient {
+                // An entry that does not parse stays as written.
+                errors.truncate(before);
+            }
         }
     }
     if let Some(e) = service.get_mut("healthcheck")

@@ -267,6 +267,131 @@ pub fn render(p: &Project, format: Format) -> String {
     }
 }
 
+/// The untyped model ([`crate::load_model`]) as `docker compose config --no-interpolate` prints
+/// it (`formatModel`): a Go map all the way down, every mapping's keys sorted; YAML with a
+/// two-space indent, or JSON indented by two spaces (`json.MarshalIndent`, which ends without a
+/// line break).
+pub fn render_model(model: &crate::node::Node, format: Format) -> String {
+    let value = go_value(&node_value(model), format);
+    match format {
+        Format::Json => go_json_escape(&serde_json::to_string_pretty(&value).unwrap_or_default()),
+        Format::Yaml => to_yaml(&value),
+    }
+}
+
+fn node_value(n: &crate::node::Node) -> Json {
+    use crate::node::Value;
+    match &n.value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Str(s) => Json::String(s.clone()),
+        Value::Seq(items) => Json::Array(items.iter().map(node_value).collect()),
+        Value::Map(m) => Json::Object(
+            m.iter()
+                .map(|(k, e)| (k.clone(), node_value(&e.node)))
+                .collect(),
+        ),
+    }
+}
+
+/// How `config --variables` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VariablesFormat {
+    /// docker/compose's `formatter.Print` table (its default): NAME, REQUIRED, DEFAULT VALUE,
+    /// ALTERNATE VALUE, aligned as Go's `tabwriter` (minimum width 20, padding 3) aligns them.
+    Table,
+    /// The map of `template.Variable`s by name, indented by four spaces (`ToStandardJSON`).
+    Json,
+    /// The same map as go-yaml's `Marshal` writes it (four-space indent, lower-case field names).
+    Yaml,
+}
+
+/// The variables of [`crate::load::model_variables`] as `docker compose config --variables`
+/// prints them, sorted by name (Compose prints its table in Go's random map order).
+pub fn render_variables(
+    vars: &BTreeMap<String, crate::interpolate::Variable>,
+    format: VariablesFormat,
+) -> String {
+    match format {
+        VariablesFormat::Table => {
+            let mut rows = vec![[
+                "NAME".to_string(),
+                "REQUIRED".to_string(),
+                "DEFAULT VALUE".to_string(),
+                "ALTERNATE VALUE".to_string(),
+            ]];
+            for v in vars.values() {
+                rows.push([
+                    v.name.clone(),
+                    v.required.to_string(),
+                    v.default_value.clone(),
+                    v.presence_value.clone(),
+                ]);
+            }
+            let mut widths = [0usize; 3];
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row.iter()) {
+                    *w = (*w).max(cell.chars().count() + 3).max(20);
+                }
+            }
+            let mut out = String::new();
+            for row in &rows {
+                for (w, cell) in widths.iter().zip(row.iter()) {
+                    out.push_str(cell);
+                    out.push_str(&" ".repeat(w - cell.chars().count()));
+                }
+                out.push_str(&row[3]);
+                out.push('\n');
+            }
+            out
+        }
+        VariablesFormat::Json => {
+            let mut top = Map::new();
+            for (k, v) in vars {
+                let mut m = Map::new();
+                m.insert("Name".into(), Json::String(v.name.clone()));
+                m.insert("DefaultValue".into(), Json::String(v.default_value.clone()));
+                m.insert(
+                    "PresenceValue".into(),
+                    Json::String(v.presence_value.clone()),
+                );
+                m.insert("Required".into(), Json::Bool(v.required));
+                top.insert(k.clone(), Json::Object(m));
+            }
+            let mut buf = Vec::new();
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
+            serde::Serialize::serialize(&Json::Object(top), &mut ser).unwrap_or_default();
+            // docker/compose's `ToStandardJSON`: no HTML escaping.
+            let mut s = String::from_utf8(buf).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        VariablesFormat::Yaml => {
+            if vars.is_empty() {
+                return "{}\n".into();
+            }
+            let mut names: Vec<&String> = vars.keys().collect();
+            names.sort_by(|a, b| yaml_key_order(a, b));
+            let mut out = String::new();
+            for name in names {
+                let v = &vars[name];
+                out.push_str(&format!(
+                    "{}:\n    name: {}\n    defaultvalue: {}\n    presencevalue: {}\n    required: {}\n",
+                    yaml_string(name, None),
+                    yaml_string(&v.name, Some(8)),
+                    yaml_string(&v.default_value, Some(8)),
+                    yaml_string(&v.presence_value, Some(8)),
+                    v.required
+                ));
+            }
+            out
+        }
+    }
+}
+
 /// Go's `encoding/json` escapes `<`, `>` and `&` (and U+2028, U+2029) in strings; in JSON text
 /// these characters only occur inside strings, so replacing them anywhere is safe.
 fn go_json_escape(s: &str) -> String {

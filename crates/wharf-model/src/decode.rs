@@ -157,7 +157,9 @@ pub(crate) fn decode(
         extensions,
     };
     let mut errors = d.errors;
-    check_references(&project, service_entries, &mut errors);
+    if !loader.options.no_consistency {
+        check_references(&project, service_entries, &mut errors);
+    }
     crate::validate::validate_tree(root, &mut errors);
     loader.diagnostics.extend(errors);
     add_implied_dependencies(&mut project);

@@ -286,7 +286,13 @@ impl Loader<'_> {
         }
         self.interpolate(&mut tree);
         let home = self.home.clone();
-        crate::canonical::canonicalize(&mut tree, dir, home.as_deref(), &mut self.diagnostics);
+        crate::canonical::canonicalize(
+            &mut tree,
+            dir,
+            home.as_deref(),
+            self.options.no_interpolate,
+            &mut self.diagnostics,
+        );
         if self.error_count() > errors_before {
             return None;
         }

@@ -401,9 +401,183 @@ impl Interpolator<'_> {
     }
 }
 
+/// A variable a Compose file uses, as compose-go's `template.ExtractVariables` describes it
+/// (`config --variables`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    /// The default of `${NAME:-default}` or `${NAME-default}`, else empty.
+    pub default_value: String,
+    /// The alternative of `${NAME:+alt}` or `${NAME+alt}`, else empty.
+    pub presence_value: String,
+    /// Written `${NAME:?message}` or `${NAME?message}` at least once.
+    pub required: bool,
+}
+
+/// Adds the variables that `input` uses to `out`, as compose-go's `ExtractVariables` finds them
+/// with its pattern: `$NAME`, `${NAME}` and `${NAME<op>arg}` (whose argument ends at the last `}`
+/// of the line), not `$$`; the variables inside a default, alternative or message too. A variable
+/// used several times is required as soon as one use is, and keeps the first default and
+/// alternative given (`combineVariable`). A malformed `${` is left out (compose-go lists it as a
+/// variable with an empty name).
+pub fn extract_variables(input: &str, out: &mut std::collections::BTreeMap<String, Variable>) {
+    let mut found = Vec::new();
+    extract(input, &mut found, 0);
+    for v in found {
+        match out.get_mut(&v.name) {
+            None => {
+                out.insert(v.name.clone(), v);
+            }
+            Some(existing) => {
+                existing.required |= v.required;
+                if existing.default_value.is_empty() {
+                    existing.default_value = v.default_value;
+                }
+                if existing.presence_value.is_empty() {
+                    existing.presence_value = v.presence_value;
+                }
+            }
+        }
+    }
+}
+
+fn extract(s: &str, found: &mut Vec<Variable>, depth: usize) {
+    if depth > MAX_NESTING {
+        return;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'$') => i += 2,
+            Some(&c) if is_name_start(c) => {
+                let end = name_end(b, i + 1);
+                found.push(Variable {
+                    name: s[i + 1..end].to_string(),
+                    ..Variable::default()
+                });
+                i = end;
+            }
+            Some(b'{') if b.get(i + 2).is_some_and(|&c| is_name_start(c)) => {
+                let end = name_end(b, i + 2);
+                let line_end = b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |p| i + p);
+                // The pattern's match: `${NAME}`, or `${NAME<op>...}` up to the line's last `}`.
+                let close = if operator_at(b, end).is_some() {
+                    b[end..line_end]
+                        .iter()
+                        .rposition(|&c| c == b'}')
+                        .map(|p| end + p)
+                        .or_else(|| (b.get(end) == Some(&b'}')).then_some(end))
+                } else {
+                    (b.get(end) == Some(&b'}')).then_some(end)
+                };
+                let Some(close) = close else {
+                    i += 2;
+                    continue;
+                };
+                let m = &s[i..=close];
+                let mut val = &s[i + 2..close];
+                if let Some(first) = balancing_brace(m.as_bytes())
+                    && first > 0
+                {
+                    val = &m[2..first];
+                    if m.len() > first + 1 {
+                        extract(&m[first + 1..], found, depth + 1);
+                    }
+                }
+                let name_len = val.bytes().take_while(|&c| is_name_char(c)).count();
+                let (name, rest) = val.split_at(name_len);
+                let mut v = Variable {
+                    name: name.to_string(),
+                    ..Variable::default()
+                };
+                let mut nested = "";
+                if let Some(m) = rest.strip_prefix(":?").or_else(|| rest.strip_prefix('?')) {
+                    v.required = true;
+                    nested = m;
+                } else if let Some(d) = rest.strip_prefix(":-").or_else(|| rest.strip_prefix('-')) {
+                    v.default_value = d.to_string();
+                    nested = d;
+                } else if let Some(a) = rest.strip_prefix(":+").or_else(|| rest.strip_prefix('+')) {
+                    v.presence_value = a.to_string();
+                    nested = a;
+                }
+                found.push(v);
+                if !nested.is_empty() {
+                    extract(nested, found, depth + 1);
+                }
+                i = close + 1;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn variables(inputs: &[&str]) -> Vec<(String, String, String, bool)> {
+        let mut out = std::collections::BTreeMap::new();
+        for i in inputs {
+            extract_variables(i, &mut out);
+        }
+        out.into_values()
+            .map(|v| (v.name, v.default_value, v.presence_value, v.required))
+            .collect()
+    }
+
+    fn var(
+        name: &str,
+        default: &str,
+        presence: &str,
+        required: bool,
+    ) -> (String, String, String, bool) {
+        (name.into(), default.into(), presence.into(), required)
+    }
+
+    #[test]
+    fn variables_are_extracted_as_compose_go_does() {
+        assert_eq!(
+            variables(&["$A ${B} ${C:-x} ${D-y} ${E:?m} ${F?m} ${G:+p} ${H+q} $$I"]),
+            [
+                var("A", "", "", false),
+                var("B", "", "", false),
+                var("C", "x", "", false),
+                var("D", "y", "", false),
+                var("E", "", "", true),
+                var("F", "", "", true),
+                var("G", "", "p", false),
+                var("H", "", "q", false),
+            ]
+        );
+        // Nested templates in defaults, alternatives and messages; text after the first
+        // balancing brace is searched too.
+        assert_eq!(
+            variables(&["${A:-${B:-z}}-${C:?${D}} ${E:-{x}}"]),
+            [
+                var("A", "${B:-z}", "", false),
+                var("B", "z", "", false),
+                var("C", "", "", true),
+                var("D", "", "", false),
+                var("E", "{x}", "", false),
+            ]
+        );
+        // Several uses: required once required, the first default and alternative kept.
+        assert_eq!(
+            variables(&["${A}", "${A:-one}", "${A:?m}", "${A:-two}"]),
+            [var("A", "one", "", true)]
+        );
+        // Malformed templates are left out.
+        assert_eq!(variables(&["${", "${}", "${ A}", "${A!}", "$1"]), []);
+    }
     use proptest::prelude::*;
     use std::collections::HashMap;
 

@@ -28,5 +28,5 @@ pub mod volume_spec;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, SourceMap};
-pub use load::{LoadOptions, Loaded, load};
+pub use load::{LoadOptions, Loaded, LoadedModel, load, load_model};
 pub use project::Project;

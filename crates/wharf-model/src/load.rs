@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics, Severity, SourceMap};
-use crate::node::{Node, Span, Value};
+use crate::node::{Entry, Node, Span, Value};
 use crate::project::Project;
 
 /// Default file names, in Docker Compose's order of preference.
@@ -43,6 +43,15 @@ pub struct LoadOptions {
     pub environment: BTreeMap<String, String>,
     /// The contents of standard input, for `-f -`.
     pub stdin: Option<String>,
+    /// Leave `${VAR}` expressions as written (`config --no-interpolate`, `--variables`): no
+    /// interpolation, and the short syntaxes that do not parse without it (a port
+    /// `${PORT:-8080}:80`) kept as written, as compose-go's `SkipInterpolation` does. Meant for
+    /// [`load_model`]: the typed [`load`] may refuse what only interpolation makes valid.
+    pub no_interpolate: bool,
+    /// Skip the checks that every reference resolves (compose-go's `checkConsistency`: services,
+    /// networks, volumes, secrets, configs named by a service) and that container names are unique
+    /// (`config --no-consistency`).
+    pub no_consistency: bool,
 }
 
 /// A loaded project with the warnings found on the way.
@@ -75,6 +84,166 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
                     .push(Diagnostic::global("the project could not be loaded"));
             }
             Err(d)
+        }
+    }
+}
+
+/// The model of a project as `docker compose config --no-interpolate` prints it (compose-go's
+/// `LoadModelWithContext`), with the warnings found on the way.
+#[derive(Clone, Debug)]
+pub struct LoadedModel {
+    /// The merged tree: a mapping with `name`, `services`, ... in canonical form, normalised.
+    pub model: Node,
+    pub warnings: Diagnostics,
+}
+
+/// Loads the untyped model of a project: every step of [`load`] up to the merge (without
+/// interpolation when `options.no_interpolate`), then compose-go's normalisation; no typed
+/// decoding, so no reference is checked.
+pub fn load_model(options: &LoadOptions) -> Result<LoadedModel, Diagnostics> {
+    let mut loader = Loader::new(options);
+    let model = loader.model();
+    let diagnostics = Diagnostics {
+        items: std::mem::take(&mut loader.diagnostics),
+        sources: std::mem::take(&mut loader.sources),
+    };
+    match model {
+        Some(model) if diagnostics.errors().next().is_none() => Ok(LoadedModel {
+            model,
+            warnings: diagnostics,
+        }),
+        _ => {
+            let mut d = diagnostics;
+            if d.errors().next().is_none() {
+                d.items
+                    .push(Diagnostic::global("the project could not be loaded"));
+            }
+            Err(d)
+        }
+    }
+}
+
+/// The variables the string values of a model use (compose-go's `template.ExtractVariables` over
+/// the model: values only, not keys), by name.
+pub fn model_variables(model: &Node) -> BTreeMap<String, crate::interpolate::Variable> {
+    fn walk(n: &Node, out: &mut BTreeMap<String, crate::interpolate::Variable>) {
+        match &n.value {
+            Value::Str(s) if s.contains('$') => crate::interpolate::extract_variables(s, out),
+            Value::Seq(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Map(m) => m.values().for_each(|e| walk(&e.node, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(model, &mut out);
+    out
+}
+
+/// compose-go's normalisation of the model (`loader/normalize.go`, `Normalize`): the project's
+/// `name`; every service without `networks` (or with none) and without `network_mode` or
+/// `provider` on the `default` network, declared when used; `pull_policy: if_not_present` as
+/// `missing`; a build's `dockerfile` defaulting to `Dockerfile`; `environment` and build `args`
+/// without a value taken from the environment when it has them; networks, volumes, configs and
+/// secrets without a `name` named `<project>_<key>` (the key itself when external).
+fn normalize_model(root: &mut Node, name: &str, env: &BTreeMap<String, String>) {
+    let span = Span::synthetic();
+    let entry = |node: Node| Entry {
+        key_span: span,
+        node,
+    };
+    if !matches!(root.value, Value::Map(_)) {
+        *root = Node::map(Default::default(), span);
+    }
+    let Some(top) = root.as_map_mut() else {
+        return;
+    };
+    top.insert("name".into(), entry(Node::string(name, span)));
+    let mut uses_default = false;
+    if let Some(services) = top.get_mut("services").and_then(|e| e.node.as_map_mut()) {
+        for service in services.values_mut() {
+            let Some(s) = service.node.as_map_mut() else {
+                continue;
+            };
+            if !s.contains_key("provider") && !s.contains_key("network_mode") {
+                match s.get("networks").map(|e| &e.node.value) {
+                    None | Some(Value::Null) => {
+                        let mut m = crate::node::Mapping::default();
+                        m.insert("default".into(), entry(Node::null(span)));
+                        s.insert("networks".into(), entry(Node::map(m, span)));
+                        uses_default = true;
+                    }
+                    Some(Value::Map(m)) if m.is_empty() => {
+                        let mut m = crate::node::Mapping::default();
+                        m.insert("default".into(), entry(Node::null(span)));
+                        s.insert("networks".into(), entry(Node::map(m, span)));
+                        uses_default = true;
+                    }
+                    Some(Value::Map(m)) if m.contains_key("default") => uses_default = true,
+                    _ => {}
+                }
+            }
+            if let Some(p) = s.get_mut("pull_policy")
+                && p.node.as_str() == Some("if_not_present")
+            {
+                p.node.value = Value::Str("missing".into());
+            }
+            if let Some(build) = s.get_mut("build").and_then(|e| e.node.as_map_mut()) {
+                if !build.contains_key("dockerfile") && !build.contains_key("dockerfile_inline") {
+                    build.insert("dockerfile".into(), entry(Node::string("Dockerfile", span)));
+                }
+                resolve_from_env(build.get_mut("args"), env);
+            }
+            resolve_from_env(s.get_mut("environment"), env);
+        }
+    }
+    if uses_default {
+        let networks = top
+            .entry("networks".into())
+            .or_insert_with(|| entry(Node::map(Default::default(), span)));
+        if networks.node.is_null() {
+            networks.node = Node::map(Default::default(), span);
+        }
+        if let Some(m) = networks.node.as_map_mut()
+            && !m.contains_key("default")
+        {
+            m.insert("default".into(), entry(Node::map(Default::default(), span)));
+        }
+    }
+    for kind in ["networks", "volumes", "configs", "secrets"] {
+        let Some(objects) = top.get_mut(kind).and_then(|e| e.node.as_map_mut()) else {
+            continue;
+        };
+        for (key, object) in objects.iter_mut() {
+            if object.node.is_null() {
+                object.node = Node::map(Default::default(), span);
+            }
+            let Some(m) = object.node.as_map_mut() else {
+                continue;
+            };
+            if m.get("name").is_none_or(|e| e.node.is_null()) {
+                let external = m.get("external").map(|e| &e.node.value);
+                let named = if matches!(external, Some(Value::Bool(true))) {
+                    key.clone()
+                } else {
+                    format!("{name}_{key}")
+                };
+                m.insert("name".into(), entry(Node::string(named, span)));
+            }
+        }
+    }
+}
+
+/// `KEY: null` entries of a mapping take the environment's value of KEY when it has one
+/// (compose-go's `resolve` of `environment` and build `args`).
+fn resolve_from_env(node: Option<&mut Entry>, env: &BTreeMap<String, String>) {
+    let Some(m) = node.and_then(|e| e.node.as_map_mut()) else {
+        return;
+    };
+    for (k, e) in m.iter_mut() {
+        if e.node.is_null()
+            && let Some(v) = env.get(k)
+        {
+            e.node.value = Value::Str(v.clone());
         }
     }
 }
@@ -130,6 +299,32 @@ impl<'a> Loader<'a> {
     }
 
     fn run(&mut self) -> Option<Project> {
+        let (merged, project_dir, files) = self.merged()?;
+        let name = self.project_name(&merged, &project_dir)?;
+        let project = crate::decode::decode(self, &merged, name, project_dir, files)?;
+        crate::validate::validate(
+            &project,
+            !self.options.no_consistency,
+            &mut self.diagnostics,
+        );
+        if self.has_errors() {
+            return None;
+        }
+        Some(project)
+    }
+
+    /// The untyped model: the files merged, with the project's name and compose-go's
+    /// normalisation ([`normalize_model`]), not decoded.
+    fn model(&mut self) -> Option<Node> {
+        let (mut merged, project_dir, _) = self.merged()?;
+        let name = self.project_name(&merged, &project_dir)?;
+        normalize_model(&mut merged, &name, &self.env);
+        Some(merged)
+    }
+
+    /// The environment, the files, and their trees merged in order with the tags stripped;
+    /// with the project directory and the files.
+    fn merged(&mut self) -> Option<(Node, PathBuf, Vec<PathBuf>)> {
         let o = self.options;
         let project_directory = o.project_directory.as_deref().map(|p| self.abs(p));
 
@@ -194,14 +389,7 @@ impl<'a> Loader<'a> {
         }
         let mut merged = merged.unwrap_or_else(|| Node::map(Default::default(), Span::synthetic()));
         crate::merge::strip_tags(&mut merged);
-
-        let name = self.project_name(&merged, &project_dir)?;
-        let project = crate::decode::decode(self, &merged, name, project_dir, files)?;
-        crate::validate::validate(&project, &mut self.diagnostics);
-        if self.has_errors() {
-            return None;
-        }
-        Some(project)
+        Some((merged, project_dir, files))
     }
 
     /// `-f` files, else `COMPOSE_FILE`, else the default names in the start directory or the
@@ -475,7 +663,13 @@ impl<'a> Loader<'a> {
             return None;
         }
         let home = self.home.clone();
-        crate::canonical::canonicalize(&mut tree, base, home.as_deref(), &mut self.diagnostics);
+        crate::canonical::canonicalize(
+            &mut tree,
+            base,
+            home.as_deref(),
+            self.options.no_interpolate,
+            &mut self.diagnostics,
+        );
         if self.errors_since(before) {
             return None;
         }
@@ -505,6 +699,9 @@ impl<'a> Loader<'a> {
     /// default that is not set gives one warning per load, where it is first used, in Docker
     /// Compose's words (compose-go's `DefaultReplacementAppliedFunc`).
     pub(crate) fn interpolate(&mut self, node: &mut Node) {
+        if self.options.no_interpolate {
+            return;
+        }
         let env = &self.env;
         let mut errors = Vec::new();
         let mut unset = Vec::new();
@@ -635,6 +832,78 @@ pub fn normalize_project_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The model of `text` as `config --no-interpolate` prints it, with the project directory
+    /// written `DIR`.
+    fn model(text: &str) -> String {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(dir.path().join("compose.yaml"), text).expect("compose.yaml written");
+        let options = LoadOptions {
+            working_dir: dir.path().to_path_buf(),
+            project_name: Some("p".into()),
+            no_interpolate: true,
+            ..LoadOptions::default()
+        };
+        let loaded = load_model(&options).unwrap_or_else(|d| panic!("{d}"));
+        crate::config::render_model(&loaded.model, crate::config::Format::Yaml)
+            .replace(dir.path().to_str().expect("a UTF-8 path"), "DIR")
+    }
+
+    /// A port list with a variable stays as written (compose-go's `ignoreParseError`), a volume
+    /// that parses anyway is in long form, and the normalisation applies.
+    #[test]
+    fn the_model_keeps_expressions_and_is_normalised() {
+        let text = "services:
+  web:
+    image: ${IMAGE:-nginx}
+    privileged: ${PRIVILEGED}
+    ports: [\"${PORT:-80}:80\", \"81:81\"]
+    volumes: [\"${DATA}:/data\"]
+    pull_policy: if_not_present
+    build: {context: .}
+  host:
+    image: x
+    network_mode: host
+volumes:
+  v: {}
+  e: {external: true}
+";
+        assert_eq!(
+            model(text),
+            "name: p
+networks:
+  default:
+    name: p_default
+services:
+  host:
+    image: x
+    network_mode: host
+  web:
+    build:
+      context: DIR
+      dockerfile: Dockerfile
+    image: ${IMAGE:-nginx}
+    networks:
+      default: null
+    ports:
+      - ${PORT:-80}:80
+      - 81:81
+    privileged: ${PRIVILEGED}
+    pull_policy: missing
+    volumes:
+      - source: ${DATA}
+        target: /data
+        type: volume
+        volume: {}
+volumes:
+  e:
+    external: true
+    name: e
+  v:
+    name: p_v
+"
+        );
+    }
 
     #[test]
     fn project_names_follow_compose() {

@@ -9,10 +9,14 @@ use crate::diag::Diagnostic;
 use crate::node::{Node, Value};
 use crate::project::{NetworkMode, Project};
 
-pub(crate) fn validate(p: &Project, errors: &mut Vec<Diagnostic>) {
+/// `consistency` false (`config --no-consistency`) leaves out the container names' unicity, as
+/// `docker compose config` leaves out `CheckContainerNameUnicity`.
+pub(crate) fn validate(p: &Project, consistency: bool, errors: &mut Vec<Diagnostic>) {
     check_cycles(p, errors);
     check_published_ports(p, errors);
-    check_container_names(p, errors);
+    if consistency {
+        check_container_names(p, errors);
+    }
 }
 
 /// Two services may not share a `container_name`: compose-go's `CheckContainerNameUnicity`

@@ -236,9 +236,9 @@ pub struct DownArgs {
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Output format
-    #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
-    pub format: OutputFormat,
+    /// Output format (default: yaml; for --variables, a table)
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
     /// Print the names of the enabled services, one per line
     #[arg(long)]
     pub services: bool,
@@ -251,9 +251,33 @@ pub struct ConfigArgs {
     /// Print every profile that a service names, one per line
     #[arg(long = "profiles", id = "list_profiles")]
     pub profiles: bool,
+    /// Print the models' `model` (what each pulls), one per line
+    #[arg(long)]
+    pub models: bool,
+    /// Print `SERVICE HASH` for these services (comma-separated, `*` for all): wharf's
+    /// configuration hash, the one its containers are labelled with (not Docker Compose's)
+    #[arg(long, value_name = "SERVICES")]
+    pub hash: Option<String>,
+    /// Print the variables the files use, with their defaults and whether they are required
+    #[arg(long)]
+    pub variables: bool,
+    /// Leave variables as written: print the model with its `${VAR}` expressions
+    #[arg(long)]
+    pub no_interpolate: bool,
+    /// Skip the checks that what services refer to exists (services, networks, volumes,
+    /// secrets, configs) and that container names are unique: the output may be invalid
+    #[arg(long)]
+    pub no_consistency: bool,
+    /// With --services, only the services that match: `profile=P` (enables profile P and
+    /// keeps its services) or `label=KEY[=VALUE]`; repeatable, every criterion must match
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
     /// Only validate: print nothing, exit 0 when the project is valid
     #[arg(short, long)]
     pub quiet: bool,
+    /// Only these services and the services they depend on
+    #[arg(value_name = "SERVICE")]
+    pub service_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

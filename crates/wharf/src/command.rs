@@ -63,6 +63,11 @@ fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
 /// Loads the project the global flags name. Warnings go to standard error; on errors, every
 /// diagnostic is printed and `Err(ExitCode)` carries the status to exit with.
 pub fn load_project(flags: &ProjectFlags) -> anyhow::Result<Result<Loaded, ExitCode>> {
+    Ok(load_project_with(&load_options(flags)?))
+}
+
+/// What the global flags and the process ask to load.
+pub fn load_options(flags: &ProjectFlags) -> anyhow::Result<LoadOptions> {
     let working_dir = std::env::current_dir().context("cannot read the current directory")?;
     let stdin = if flags.files.iter().any(|f| f.as_os_str() == "-") {
         let mut s = String::new();
@@ -73,7 +78,7 @@ pub fn load_project(flags: &ProjectFlags) -> anyhow::Result<Result<Loaded, ExitC
     } else {
         None
     };
-    let options = LoadOptions {
+    Ok(LoadOptions {
         files: flags.files.clone(),
         project_name: flags.project_name.clone(),
         project_directory: flags.project_directory.clone(),
@@ -84,17 +89,22 @@ pub fn load_project(flags: &ProjectFlags) -> anyhow::Result<Result<Loaded, ExitC
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect(),
         stdin,
-    };
-    match load(&options) {
+        ..LoadOptions::default()
+    })
+}
+
+/// Loads the project, printing its warnings, or its errors and the exit code to return.
+pub fn load_project_with(options: &LoadOptions) -> Result<Loaded, ExitCode> {
+    match load(options) {
         Ok(loaded) => {
             if !loaded.warnings.items.is_empty() {
                 eprint!("{}", loaded.warnings);
             }
-            Ok(Ok(loaded))
+            Ok(loaded)
         }
         Err(diagnostics) => {
             eprint!("{diagnostics}");
-            Ok(Err(ExitCode::from(1)))
+            Err(ExitCode::from(1))
         }
     }
 }
